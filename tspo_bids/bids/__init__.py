@@ -1,0 +1,1 @@
+"""tspo_bids.bids"""
