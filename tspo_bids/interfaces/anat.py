@@ -1,0 +1,178 @@
+"""Nipype interfaces for the anatomical stream: N4, brain mask, tissues, template labels, regions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    OutputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+from tspo_bids.interfaces._io import save_like
+
+
+class _PreprocessT1wInputSpec(BaseInterfaceInputSpec):
+    t1w_file = File(exists=True, mandatory=True)
+    template_resolution_mm = traits.Int(2, usedefault=True)
+    num_threads = traits.Int(1, usedefault=True)
+
+
+class _PreprocessT1wOutputSpec(TraitedSpec):
+    t1w_preproc = File(exists=True, desc="N4 bias-corrected T1w")
+    brain_mask = File(exists=True, desc="brain mask in T1w space")
+
+
+class PreprocessT1w(SimpleInterface):
+    """N4 bias-field correction and brain mask of the T1w."""
+
+    input_spec = _PreprocessT1wInputSpec
+    output_spec = _PreprocessT1wOutputSpec
+
+    def _run_interface(self, runtime):
+        from tspo_bids.anat.preprocess import brain_mask_from_template, n4_bias_correct
+        from tspo_bids.anat.template import load_template
+
+        t1w = nib.load(self.inputs.t1w_file)
+        template = load_template(self.inputs.template_resolution_mm)
+        mask_first = brain_mask_from_template(t1w, template)[0]
+        corrected = n4_bias_correct(t1w, mask=mask_first)
+        mask = brain_mask_from_template(corrected, template)[0]
+        cwd = Path(runtime.cwd)
+        self._results["t1w_preproc"] = save_like(corrected.get_fdata(), t1w, cwd / "t1w_preproc.nii.gz")
+        self._results["brain_mask"] = save_like(
+            np.asarray(mask.dataobj) > 0, t1w, cwd / "brain_mask.nii.gz", dtype=np.uint8
+        )
+        return runtime
+
+
+class _SegmentInputSpec(BaseInterfaceInputSpec):
+    t1w_preproc = File(exists=True, mandatory=True)
+    brain_mask = File(exists=True, mandatory=True)
+
+
+class _SegmentOutputSpec(TraitedSpec):
+    gm_prob = File(exists=True)
+    wm_prob = File(exists=True)
+    csf_prob = File(exists=True)
+    dseg = File(exists=True, desc="labels: 1 CSF, 2 GM, 3 WM")
+
+
+class SegmentTissues(SimpleInterface):
+    """Three-class tissue segmentation of the bias-corrected T1w."""
+
+    input_spec = _SegmentInputSpec
+    output_spec = _SegmentOutputSpec
+
+    def _run_interface(self, runtime):
+        from tspo_bids.anat.preprocess import segment_tissues
+
+        t1w = nib.load(self.inputs.t1w_preproc)
+        mask = nib.load(self.inputs.brain_mask)
+        tissues = segment_tissues(t1w, mask)
+        cwd = Path(runtime.cwd)
+        for name in ("gm", "wm", "csf"):
+            self._results[f"{name}_prob"] = save_like(
+                np.asarray(tissues[name].dataobj), t1w, cwd / f"{name}_prob.nii.gz"
+            )
+        self._results["dseg"] = save_like(
+            np.asarray(tissues["dseg"].dataobj), t1w, cwd / "dseg.nii.gz", dtype=np.uint8
+        )
+        return runtime
+
+
+class _TemplateLabelsInputSpec(BaseInterfaceInputSpec):
+    t1w_preproc = File(exists=True, mandatory=True)
+    brain_mask = File(exists=True, mandatory=True)
+    template_resolution_mm = traits.Int(2, usedefault=True)
+    random_seed = traits.Int(0, usedefault=True)
+
+
+class _TemplateLabelsOutputSpec(TraitedSpec):
+    atlas_labels = File(exists=True, desc="AAL labels warped to T1w (int16)")
+    template_to_t1w = OutputMultiObject(File(exists=True), desc="ANTs transforms template -> T1w")
+
+
+class TemplateLabelsToT1w(SimpleInterface):
+    """Register the MNI152 template to the T1w (SyN) and carry the atlas labels."""
+
+    input_spec = _TemplateLabelsInputSpec
+    output_spec = _TemplateLabelsOutputSpec
+
+    def _run_interface(self, runtime):
+        from tspo_bids.anat.preprocess import register_template_to_t1w, warp_labels_to_t1w
+        from tspo_bids.anat.template import load_template
+
+        t1w = nib.load(self.inputs.t1w_preproc)
+        mask = nib.load(self.inputs.brain_mask)
+        template = load_template(self.inputs.template_resolution_mm)
+        transforms = register_template_to_t1w(
+            t1w, template, mask, out_prefix=str(Path(runtime.cwd) / "tpl2t1w_"),
+            random_seed=self.inputs.random_seed,
+        )
+        labels = warp_labels_to_t1w(template.atlas, t1w, transforms)
+        cwd = Path(runtime.cwd)
+        self._results["atlas_labels"] = save_like(
+            np.asarray(labels.dataobj), t1w, cwd / "atlas_labels.nii.gz", dtype=np.int16
+        )
+        self._results["template_to_t1w"] = [str(p) for p in transforms]
+        return runtime
+
+
+class _DefineRegionsInputSpec(BaseInterfaceInputSpec):
+    gm_prob = File(exists=True, mandatory=True)
+    wm_prob = File(exists=True, mandatory=True)
+    atlas_labels = File(exists=True, mandatory=True)
+    brain_mask = File(exists=True, mandatory=True)
+
+
+class _DefineRegionsOutputSpec(TraitedSpec):
+    mask_files = OutputMultiObject(File(exists=True))
+    region_names = traits.List(traits.Str)
+    reference_mask = File(exists=True)
+    region_table = File(exists=True, desc="TSV of region volumes (mm^3)")
+
+
+class DefineRegions(SimpleInterface):
+    """Region masks from the shared definition table (tspo_bids.anat.regions)."""
+
+    input_spec = _DefineRegionsInputSpec
+    output_spec = _DefineRegionsOutputSpec
+
+    def _run_interface(self, runtime):
+        import pandas as pd
+
+        from tspo_bids.anat.regions import REFERENCE_REGION, AtlasGroups, define_regions
+        from tspo_bids.anat.template import atlas_group_mask
+
+        gm = nib.load(self.inputs.gm_prob)
+        labels = np.asarray(nib.load(self.inputs.atlas_labels).dataobj)
+        groups = AtlasGroups(**{g: atlas_group_mask(labels, g) for g in AtlasGroups.__dataclass_fields__})
+        regions = define_regions(
+            gm.get_fdata(),
+            nib.load(self.inputs.wm_prob).get_fdata(),
+            groups,
+            np.asarray(nib.load(self.inputs.brain_mask).dataobj) > 0,
+        )
+        cwd = Path(runtime.cwd)
+        voxel_mm3 = float(np.prod(gm.header.get_zooms()[:3]))
+        files, names, volumes = [], [], []
+        for name, mask in regions.items():
+            files.append(save_like(mask, gm, cwd / f"label-{name}_mask.nii.gz", dtype=np.uint8))
+            names.append(name)
+            volumes.append(float(mask.sum()) * voxel_mm3)
+        table = cwd / "morph.tsv"
+        pd.DataFrame({"region": names, "volume_mm3": volumes}).to_csv(table, sep="\t", index=False)
+        self._results.update(
+            mask_files=files,
+            region_names=names,
+            reference_mask=files[names.index(REFERENCE_REGION)],
+            region_table=str(table),
+        )
+        return runtime

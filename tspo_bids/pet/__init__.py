@@ -1,0 +1,1 @@
+"""PET image operations: decay correction of series and regional time-activity curves."""

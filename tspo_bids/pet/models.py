@@ -1,0 +1,131 @@
+"""Fit a reference-tissue model to every target region: one row per region.
+
+The model table :data:`MODELS` is the single place that maps a model name (as used on the
+command line and in ``model-<MODEL>`` filenames) to its fitting function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from tspo_bids.errors import InputError
+
+#: Result attribute -> kinpar column (BIDS-PET derivative names).
+_COLUMN_NAMES = {"bp_nd": "BPND", "dvr": "DVR", "r1": "R1", "k2": "k2", "k2_ref": "k2prime", "suvr": "SUVR"}
+_LEADING_COLUMNS = ("region", "BPND", "DVR", "R1", "k2")
+
+
+def _srtm(target, reference, timing, weights, **_):
+    from tspo_bids.kinetics import fit_srtm
+
+    return fit_srtm(target, reference, timing.start_min, timing.end_min, weights=weights)
+
+
+def _mrtm(target, reference, timing, weights, t_star_min, **_):
+    from tspo_bids.kinetics import fit_mrtm
+
+    return fit_mrtm(target, reference, timing.start_min, timing.end_min, t_star=0.0, weights=weights)
+
+
+def _logan(target, reference, timing, weights, t_star_min, **_):
+    from tspo_bids.kinetics import fit_logan_ref
+
+    return fit_logan_ref(target, reference, timing.start_min, timing.end_min, t_star=t_star_min)
+
+
+def _suvr(target, reference, timing, weights, suvr_window_min, **_):
+    from tspo_bids.kinetics import suvr
+
+    if suvr_window_min is None:
+        raise InputError("SUVR needs a time window: give --suvr-window START END (minutes)")
+    return {"suvr": suvr(target, reference, timing.start_min, timing.end_min, suvr_window_min)}
+
+
+#: Model name -> fitting function(target, reference, timing, weights, **options).
+MODELS: dict[str, Callable[..., Any]] = {"SRTM": _srtm, "MRTM": _mrtm, "Logan": _logan, "SUVR": _suvr}
+
+
+def _as_row(result: Any) -> dict[str, Any]:
+    if isinstance(result, Mapping):
+        fields = dict(result)
+    elif dataclasses.is_dataclass(result):
+        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    else:
+        raise TypeError(f"unexpected model result {type(result).__name__}")
+    row: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, (bool, np.bool_)):
+            row[name] = bool(value)
+        elif np.isscalar(value) and isinstance(value, (int, float, np.number)):
+            row[_COLUMN_NAMES.get(name, name)] = float(value)
+    return row
+
+
+def fit_regions(
+    model: str,
+    tacs: Mapping[str, np.ndarray],
+    reference: str,
+    timing: Any,
+    weights_region: str | None = "wholebrain",
+    t_star_min: float = 20.0,
+    suvr_window_min: tuple[float, float] | None = None,
+) -> list[dict[str, Any]]:
+    """Fit ``model`` to every region's TAC against the reference TAC.
+
+    Parameters
+    ----------
+    model : str
+        A key of :data:`MODELS`.
+    tacs : mapping of str to ndarray, shape (n_frames,)
+        Regional TACs, frame averages decay-corrected to injection (kBq/mL).
+    reference : str
+        Key of the reference region in ``tacs``; it is not fitted.
+    timing : tspo_bids.kinetics.FrameTiming
+        Frame timing (minutes from injection).
+    weights_region : str or None
+        Region whose TAC gives the Poisson frame weights (methods §1); None for the
+        model's default weighting.
+    t_star_min : float
+        Start of the linear phase for Logan (minutes).
+    suvr_window_min : (float, float) or None
+        SUVR averaging window (minutes from injection).
+
+    Returns
+    -------
+    list of dict
+        One row per target region: ``region``, ``BPND``, ``DVR``, ``R1``, ``k2`` (as the
+        model provides them, 1/min for rates) then the model's fit flags.
+    """
+    from tspo_bids.kinetics import frame_weights
+
+    if model not in MODELS:
+        raise InputError(f"unknown model {model!r}: choose from {', '.join(MODELS)}")
+    if reference not in tacs:
+        raise InputError(f"reference region {reference!r} has no TAC")
+    reference_tac = np.asarray(tacs[reference], float)
+    if not np.all(np.isfinite(reference_tac)):
+        raise InputError(f"reference region {reference!r} is empty or has non-finite values")
+    weights = None
+    if weights_region and weights_region in tacs and np.all(np.isfinite(tacs[weights_region])):
+        weights = frame_weights(timing, np.asarray(tacs[weights_region], float))
+
+    rows = []
+    for region, tac in tacs.items():
+        if region == reference:
+            continue
+        tac = np.asarray(tac, float)
+        row: dict[str, Any] = {"region": region}
+        if not np.all(np.isfinite(tac)):
+            row["failed"] = True
+        else:
+            row.update(_as_row(MODELS[model](
+                tac, reference_tac, timing, weights,
+                t_star_min=t_star_min, suvr_window_min=suvr_window_min,
+            )))
+        rows.append(row)
+    columns = list(_LEADING_COLUMNS) + sorted({k for r in rows for k in r} - set(_LEADING_COLUMNS))
+    return [{c: r.get(c, np.nan) for c in columns} for r in rows]
