@@ -1,0 +1,88 @@
+"""Anatomical workflow: T1w N4 and brain mask, tissues, atlas labels, regions, FLAIR to T1w."""
+
+from __future__ import annotations
+
+from nipype.interfaces.utility import IdentityInterface
+from nipype.pipeline import engine as pe
+
+from tspo_bids.interfaces.anat import DefineRegions, PreprocessT1w, SegmentTissues, TemplateLabelsToT1w
+from tspo_bids.interfaces.pet import ResampleToReference, RigidCoregister
+
+
+def init_anat_wf(
+    has_flair: bool,
+    omp_nthreads: int = 1,
+    random_seed: int = 0,
+    name: str = "anat_wf",
+) -> pe.Workflow:
+    """Build the anatomical workflow.
+
+    Parameters
+    ----------
+    has_flair : bool
+        Whether a FLAIR is given (it is co-registered to the T1w when it is).
+    omp_nthreads : int
+        Threads for ANTs.
+    random_seed : int
+        Seed for the template registration's sampling.
+    name : str
+        Workflow name.
+
+    Inputs
+    ------
+    t1w_file, flair_file
+        Raw T1w (and FLAIR) images.
+
+    Outputs
+    -------
+    t1w_preproc, brain_mask, gm_prob, wm_prob, csf_prob, dseg, atlas_labels
+        T1w-space images.
+    mask_files, region_names, reference_mask, region_table
+        Region masks (T1w space), their names, the reference mask and the volume table.
+    flair_t1w, flair_xfm
+        FLAIR resampled to T1w and its rigid transform (only with ``has_flair``).
+    """
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(IdentityInterface(fields=["t1w_file", "flair_file"]), name="inputnode")
+    outputnode = pe.Node(
+        IdentityInterface(fields=[
+            "t1w_preproc", "brain_mask", "gm_prob", "wm_prob", "csf_prob", "dseg", "atlas_labels",
+            "mask_files", "region_names", "reference_mask", "region_table", "flair_t1w", "flair_xfm",
+        ]),
+        name="outputnode",
+    )
+    t1w_preproc = pe.Node(PreprocessT1w(num_threads=omp_nthreads), name="t1w_preproc", n_procs=omp_nthreads)
+    tissues = pe.Node(SegmentTissues(), name="tissues")
+    template_labels = pe.Node(
+        TemplateLabelsToT1w(random_seed=random_seed), name="template_labels", n_procs=omp_nthreads
+    )
+    regions = pe.Node(DefineRegions(), name="regions")
+
+    workflow.connect([
+        (inputnode, t1w_preproc, [("t1w_file", "t1w_file")]),
+        (t1w_preproc, tissues, [("t1w_preproc", "t1w_preproc"), ("brain_mask", "brain_mask")]),
+        (t1w_preproc, template_labels, [("t1w_preproc", "t1w_preproc"), ("brain_mask", "brain_mask")]),
+        (tissues, regions, [("gm_prob", "gm_prob"), ("wm_prob", "wm_prob")]),
+        (template_labels, regions, [("atlas_labels", "atlas_labels")]),
+        (t1w_preproc, regions, [("brain_mask", "brain_mask")]),
+        (t1w_preproc, outputnode, [("t1w_preproc", "t1w_preproc"), ("brain_mask", "brain_mask")]),
+        (tissues, outputnode, [("gm_prob", "gm_prob"), ("wm_prob", "wm_prob"),
+                               ("csf_prob", "csf_prob"), ("dseg", "dseg")]),
+        (template_labels, outputnode, [("atlas_labels", "atlas_labels")]),
+        (regions, outputnode, [("mask_files", "mask_files"), ("region_names", "region_names"),
+                               ("reference_mask", "reference_mask"), ("region_table", "region_table")]),
+    ])
+
+    if has_flair:
+        flair_reg = pe.Node(RigidCoregister(num_threads=omp_nthreads), name="flair_reg", n_procs=omp_nthreads)
+        flair_resample = pe.Node(ResampleToReference(), name="flair_resample")
+        workflow.connect([
+            (inputnode, flair_reg, [("flair_file", "moving_file")]),
+            (t1w_preproc, flair_reg, [("t1w_preproc", "fixed_file"), ("brain_mask", "fixed_mask")]),
+            (inputnode, flair_resample, [("flair_file", "in_file")]),
+            (t1w_preproc, flair_resample, [("t1w_preproc", "reference_file")]),
+            (flair_reg, flair_resample, [("matrix_file", "matrix_file")]),
+            (flair_resample, outputnode, [("out_file", "flair_t1w")]),
+            (flair_reg, outputnode, [("itk_file", "flair_xfm")]),
+        ])
+    return workflow

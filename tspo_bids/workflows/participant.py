@@ -1,0 +1,187 @@
+"""Participant workflow: one PET run with its T1w (and FLAIR), from raw data to derivatives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nipype.pipeline import engine as pe
+
+from tspo_bids import __version__
+from tspo_bids.anat.regions import REFERENCE_REGION
+from tspo_bids.interfaces.bids import DerivativesDataSink
+from tspo_bids.workflows.anat import init_anat_wf
+from tspo_bids.workflows.modelling import init_modelling_wf
+from tspo_bids.workflows.pet import init_pet_wf
+
+
+@dataclass(frozen=True)
+class Output:
+    """One derivative: which workflow output, which source file's entities, which name."""
+
+    node: str  # "anat" or "pet" or "modelling": the sub-workflow whose outputnode holds it
+    field: str  # outputnode field
+    source: str  # "t1w" or "pet": whose entities the name reuses
+    datatype: str
+    suffix: str
+    entities: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    iterate: str | None = None  # entity filled from a list output (MapNode), e.g. "label"
+    iterate_from: str | None = None  # outputnode field holding that list
+    needs_flair: bool = False
+
+
+def _outputs(metadata: dict, settings: Any) -> list[Output]:
+    """The table of participant derivatives (names follow ../shared/conventions.md)."""
+    preproc_pet_meta = {
+        **{k: metadata[k] for k in ("TracerName", "TracerRadionuclide", "InjectedRadioactivity",
+                                    "InjectedRadioactivityUnits", "Units", "FrameTimesStart",
+                                    "FrameDuration", "InjectionStart", "TimeZero") if k in metadata},
+        "ImageDecayCorrected": True,
+        "ImageDecayCorrectionTime": metadata.get("InjectionStart", 0),
+        "Description": "Decay-corrected to injection and frame-wise rigid motion-corrected PET (native space).",
+    }
+    tacs_meta = {
+        "FrameTimesStart": metadata.get("FrameTimesStart"),
+        "FrameDuration": metadata.get("FrameDuration"),
+        "InjectionStart": metadata.get("InjectionStart", 0),
+        "Units": metadata.get("Units", "kBq/mL"),
+        "ImageDecayCorrected": True,
+        "ImageDecayCorrectionTime": metadata.get("InjectionStart", 0),
+        "ReferenceRegion": settings_reference(settings),
+        "frame_start": {"Description": "Frame start relative to TimeZero", "Units": "s"},
+        "frame_end": {"Description": "Frame end relative to TimeZero", "Units": "s"},
+        "Description": "Mean activity in each T1w-space region of the PET resampled to T1w, every frame.",
+    }
+    kinpar_meta = {
+        "ReferenceRegion": settings_reference(settings),
+        "SoftwareName": "tspo-bids",
+        "SoftwareVersion": __version__,
+        "CommandLine": getattr(settings, "command_line", ""),
+        "TracerName": metadata.get("TracerName"),
+        "AdditionalModelDetails": {
+            "t_star_min": getattr(settings, "t_star_min", None),
+            "suvr_window_min": list(getattr(settings, "suvr_window_min", None) or []) or None,
+            "weights": "Poisson frame weights from the whole-brain TAC (dur / (C_wb * DCF))",
+        },
+        "BPND": {"Description": "Non-displaceable binding potential", "Units": "unitless"},
+        "DVR": {"Description": "Distribution volume ratio (BPND + 1)", "Units": "unitless"},
+        "R1": {"Description": "Relative delivery K1/K1'", "Units": "unitless"},
+        "k2": {"Description": "Target efflux rate constant", "Units": "1/min"},
+    }
+    return [
+        Output("anat", "t1w_preproc", "t1w", "anat", "T1w", {"desc": "preproc"},
+               {"Description": "N4 bias-field corrected T1w"}),
+        Output("anat", "brain_mask", "t1w", "anat", "mask", {"desc": "brain"}, {"Type": "Brain"}),
+        Output("anat", "dseg", "t1w", "anat", "dseg", {},
+               {"Labels": {"1": "CSF", "2": "GM", "3": "WM"}}),
+        Output("anat", "gm_prob", "t1w", "anat", "probseg", {"label": "GM"}),
+        Output("anat", "wm_prob", "t1w", "anat", "probseg", {"label": "WM"}),
+        Output("anat", "csf_prob", "t1w", "anat", "probseg", {"label": "CSF"}),
+        Output("anat", "mask_files", "t1w", "anat", "mask", {},
+               {"Description": "Region mask in T1w space (definitions: tspo_bids.anat.regions)"},
+               iterate="label", iterate_from="region_names"),
+        Output("anat", "reference_mask", "t1w", "anat", "mask",
+               {"label": REFERENCE_REGION, "desc": "ref"},
+               {"Description": "Reference region: cerebellar grey matter (methods: README)"}),
+        Output("anat", "region_table", "t1w", "anat", "morph", {"seg": "tspo"},
+               {"volume_mm3": {"Description": "Region volume", "Units": "mm^3"}}),
+        Output("anat", "flair_t1w", "t1w", "anat", "FLAIR", {"space": "T1w", "desc": "preproc"},
+               needs_flair=True),
+        Output("anat", "flair_xfm", "t1w", "anat", "xfm", {"from_": "FLAIR", "to": "T1w", "mode": "image"},
+               needs_flair=True),
+        Output("pet", "pet_ref", "pet", "pet", "petref", {}, {"Description": "PET motion-correction reference"}),
+        Output("pet", "pet_to_t1w_xfm", "pet", "pet", "xfm", {"from_": "pet", "to": "T1w", "mode": "image"}),
+        Output("pet", "motion_file", "pet", "pet", "timeseries", {"desc": "confounds"},
+               {"displacement_mm": {"Description": "Mean displacement of brain voxels from the "
+                                    "reference, per frame", "Units": "mm"}}),
+        Output("preproc", "out_file", "pet", "pet", "pet", {"desc": "preproc"}, preproc_pet_meta),
+        Output("modelling", "tacs_file", "pet", "pet", "tacs", {"seg": "tspo", "desc": "preproc"}, tacs_meta),
+        Output("modelling", "kinpar_files", "pet", "pet", "kinpar", {}, kinpar_meta,
+               iterate="model", iterate_from="model_names"),
+    ]
+
+
+def settings_reference(settings: Any) -> str:
+    """Name of the reference region the settings ask for (cerebellum -> cerebellumgm)."""
+    ref = getattr(settings, "ref_region", "cerebellum") or "cerebellum"
+    return REFERENCE_REGION if ref == "cerebellum" else ref
+
+
+def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.Workflow:
+    """Build the workflow for one PET run and its anatomy.
+
+    Parameters
+    ----------
+    run : tspo_bids.bids.discovery.PetRun
+        The PET run with its sidecar metadata, T1w and optional FLAIR.
+    settings : tspo_bids.config.Settings
+        Parsed options (output directory, models, threads, ...).
+    name : str, optional
+        Workflow name (default: ``<run label>_wf``).
+
+    Returns
+    -------
+    nipype Workflow
+        anat_wf -> pet_wf -> modelling_wf, with every derivative written by a
+        DerivativesDataSink into ``settings.output_dir``.
+    """
+    name = name or f"{run.label.replace('-', '_')}_wf"
+    workflow = pe.Workflow(name=name)
+    omp = max(1, int(getattr(settings, "omp_nthreads", 1) or 1))
+    metadata = dict(run.metadata)
+
+    anat_wf = init_anat_wf(has_flair=run.flair_file is not None, omp_nthreads=omp,
+                           random_seed=int(getattr(settings, "random_seed", 0) or 0))
+    anat_wf.inputs.inputnode.t1w_file = str(run.t1w_file)
+    if run.flair_file is not None:
+        anat_wf.inputs.inputnode.flair_file = str(run.flair_file)
+    pet_wf = init_pet_wf(metadata, omp_nthreads=omp)
+    pet_wf.inputs.inputnode.pet_file = str(run.pet_file)
+    modelling_wf = init_modelling_wf(
+        metadata,
+        reference_region=settings_reference(settings),
+        models=list(getattr(settings, "models", None) or ["SRTM"]),
+        t_star_min=float(getattr(settings, "t_star_min", 20.0) or 20.0),
+        suvr_window_min=getattr(settings, "suvr_window_min", None),
+    )
+    workflow.connect([
+        (anat_wf, pet_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
+                           ("outputnode.brain_mask", "inputnode.brain_mask")]),
+        (pet_wf, modelling_wf, [("outputnode.pet_t1w", "inputnode.pet_t1w")]),
+        (anat_wf, modelling_wf, [("outputnode.mask_files", "inputnode.mask_files"),
+                                 ("outputnode.region_names", "inputnode.region_names")]),
+    ])
+
+    sources = {"t1w": str(run.t1w_file), "pet": str(run.pet_file)}
+    producers = {
+        "anat": (anat_wf, "outputnode."),
+        "pet": (pet_wf, "outputnode."),
+        "preproc": (pet_wf.get_node("motion_correct"), ""),
+        "modelling": (modelling_wf, "outputnode."),
+    }
+    for output in _outputs(metadata, settings):
+        if output.needs_flair and run.flair_file is None:
+            continue
+        sink_inputs = dict(
+            base_directory=str(settings.output_dir),
+            source_file=sources[output.source],
+            datatype=output.datatype,
+            suffix=output.suffix,
+            meta_dict=output.meta,
+            **output.entities,
+        )
+        sink_name = f"ds_{output.node}_{output.field}"
+        if output.iterate:
+            sink = pe.MapNode(DerivativesDataSink(**sink_inputs), iterfield=["in_file", output.iterate],
+                              name=sink_name, run_without_submitting=True)
+        else:
+            sink = pe.Node(DerivativesDataSink(**sink_inputs), name=sink_name, run_without_submitting=True)
+        producer, prefix = producers[output.node]
+        if output.node == "preproc":
+            workflow.connect(pet_wf, "motion_correct.out_file", sink, "in_file")
+        else:
+            workflow.connect(producer, prefix + output.field, sink, "in_file")
+        if output.iterate:
+            workflow.connect(producer, prefix + output.iterate_from, sink, output.iterate)
+    return workflow
