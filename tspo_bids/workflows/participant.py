@@ -19,7 +19,7 @@ from tspo_bids.workflows.pet import init_pet_wf
 class Output:
     """One derivative: which workflow output, which source file's entities, which name."""
 
-    node: str  # "anat" or "pet" or "modelling": the sub-workflow whose outputnode holds it
+    node: str  # "anat", "pet" or "modelling": the sub-workflow whose outputnode holds it
     field: str  # outputnode field
     source: str  # "t1w" or "pet": whose entities the name reuses
     datatype: str
@@ -95,7 +95,7 @@ def _outputs(metadata: dict, settings: Any) -> list[Output]:
         Output("pet", "motion_file", "pet", "pet", "timeseries", {"desc": "confounds"},
                {"displacement_mm": {"Description": "Mean displacement of brain voxels from the "
                                     "reference, per frame", "Units": "mm"}}),
-        Output("preproc", "out_file", "pet", "pet", "pet", {"desc": "preproc"}, preproc_pet_meta),
+        Output("pet", "pet_mc", "pet", "pet", "pet", {"desc": "preproc"}, preproc_pet_meta),
         Output("modelling", "tacs_file", "pet", "pet", "tacs", {"seg": "tspo", "desc": "preproc"}, tacs_meta),
         Output("modelling", "kinpar_files", "pet", "pet", "kinpar", {}, kinpar_meta,
                iterate="model", iterate_from="model_names"),
@@ -154,12 +154,7 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
     ])
 
     sources = {"t1w": str(run.t1w_file), "pet": str(run.pet_file)}
-    producers = {
-        "anat": (anat_wf, "outputnode."),
-        "pet": (pet_wf, "outputnode."),
-        "preproc": (pet_wf.get_node("motion_correct"), ""),
-        "modelling": (modelling_wf, "outputnode."),
-    }
+    producers = {"anat": anat_wf, "pet": pet_wf, "modelling": modelling_wf}
     for output in _outputs(metadata, settings):
         if output.needs_flair and run.flair_file is None:
             continue
@@ -177,11 +172,8 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
                               name=sink_name, run_without_submitting=True)
         else:
             sink = pe.Node(DerivativesDataSink(**sink_inputs), name=sink_name, run_without_submitting=True)
-        producer, prefix = producers[output.node]
-        if output.node == "preproc":
-            workflow.connect(pet_wf, "motion_correct.out_file", sink, "in_file")
-        else:
-            workflow.connect(producer, prefix + output.field, sink, "in_file")
+        producer = producers[output.node]
+        workflow.connect(producer, f"outputnode.{output.field}", sink, "in_file")
         if output.iterate:
-            workflow.connect(producer, prefix + output.iterate_from, sink, output.iterate)
+            workflow.connect(producer, f"outputnode.{output.iterate_from}", sink, output.iterate)
     return workflow

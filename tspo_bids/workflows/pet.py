@@ -29,6 +29,8 @@ def init_pet_wf(metadata: dict, omp_nthreads: int = 1, name: str = "pet_wf") -> 
 
     Outputs
     -------
+    pet_mc
+        Decay- and motion-corrected PET series, native PET space (kBq/mL).
     pet_t1w
         Motion-corrected PET, decay-corrected to injection, resampled to T1w (kBq/mL).
     pet_ref
@@ -41,7 +43,7 @@ def init_pet_wf(metadata: dict, omp_nthreads: int = 1, name: str = "pet_wf") -> 
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["pet_file", "t1w_preproc", "brain_mask"]), name="inputnode")
     outputnode = pe.Node(
-        IdentityInterface(fields=["pet_t1w", "pet_ref", "pet_to_t1w_xfm", "pet_to_t1w_matrix", "motion_file"]),
+        IdentityInterface(fields=["pet_t1w", "pet_mc", "pet_ref", "pet_to_t1w_xfm", "pet_to_t1w_matrix", "motion_file"]),
         name="outputnode",
     )
     decay = pe.Node(DecayCorrect(metadata=metadata), name="decay_correct")
@@ -59,7 +61,7 @@ def init_pet_wf(metadata: dict, omp_nthreads: int = 1, name: str = "pet_wf") -> 
         (inputnode, resample, [("t1w_preproc", "reference_file")]),
         (coreg, resample, [("matrix_file", "matrix_file")]),
         (resample, outputnode, [("out_file", "pet_t1w")]),
-        (motion, outputnode, [("ref_file", "pet_ref"), ("confounds_file", "motion_file")]),
+        (motion, outputnode, [("out_file", "pet_mc"), ("ref_file", "pet_ref"), ("confounds_file", "motion_file")]),
         (coreg, outputnode, [("itk_file", "pet_to_t1w_xfm"), ("matrix_file", "pet_to_t1w_matrix")]),
     ])
     return workflow
