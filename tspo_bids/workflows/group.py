@@ -1,0 +1,59 @@
+"""Group level: one table of every participant's regional parameters with participants.tsv."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from tspo_bids.bids.derivatives import write_json_atomic, write_tsv_atomic
+from tspo_bids.bids.discovery import read_participants
+from tspo_bids.errors import InputError
+from tspo_bids.stats.collect import collect_kinpar, join_participants
+
+LOGGER = logging.getLogger("tspo_bids.group")
+
+GROUP_TABLE_DESCRIPTION = {
+    "Description": "Regional kinetic parameters of every participant (one row per participant, session, "
+                   "run, model and region) joined with the dataset's participants.tsv.",
+    "participant_id": {"Description": "BIDS participant label"},
+    "session_id": {"Description": "BIDS session label (absent for single-session datasets)"},
+    "tracer": {"Description": "BIDS trc- entity of the PET run"},
+    "model": {"Description": "Kinetic model (SRTM, MRTM, Logan, SUVR)"},
+    "region": {"Description": "Region name (definitions in the README and tspo_bids.anat.regions)"},
+    "BPND": {"Description": "Non-displaceable binding potential", "Units": "unitless"},
+    "DVR": {"Description": "Distribution volume ratio", "Units": "unitless"},
+    "R1": {"Description": "Relative delivery", "Units": "unitless"},
+    "k2": {"Description": "Target efflux rate constant", "Units": "1/min"},
+}
+
+
+def run_group(settings: Any) -> Path:
+    """Write ``OUTPUT_DIR/group/group_kinpar.tsv`` (+ JSON) from the participant outputs.
+
+    Parameters
+    ----------
+    settings : tspo_bids.config.Settings
+        Needs ``bids_dir``, ``output_dir`` and optionally ``participant_label``.
+
+    Returns
+    -------
+    Path
+        The group table.
+    """
+    output_dir = Path(settings.output_dir)
+    labels = list(getattr(settings, "participant_label", None) or []) or None
+    kinpar = collect_kinpar(output_dir, labels)
+    if kinpar.empty:
+        raise InputError(
+            f"{output_dir}: no participant results (*_kinpar.tsv) found; run the participant level first"
+        )
+    table = join_participants(kinpar, read_participants(Path(settings.bids_dir)))
+    group_dir = output_dir / "group"
+    group_dir.mkdir(parents=True, exist_ok=True)
+    out = group_dir / "group_kinpar.tsv"
+    write_tsv_atomic(table, out)
+    write_json_atomic(GROUP_TABLE_DESCRIPTION, out.with_suffix(".json"))
+    LOGGER.info("group table: %d rows, %d participants -> %s",
+                len(table), table["participant_id"].nunique(), out)
+    return out
