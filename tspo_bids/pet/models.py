@@ -45,8 +45,16 @@ def _suvr(target, reference, timing, weights, suvr_window_min, **_):
     return {"suvr": suvr(target, reference, timing.start_min, timing.end_min, suvr_window_min)}
 
 
-#: Model name -> fitting function(target, reference, timing, weights, **options).
+#: Model name (as in ``model-<MODEL>`` filenames) -> fitting function(target, reference, timing, weights, **options).
 MODELS: dict[str, Callable[..., Any]] = {"SRTM": _srtm, "MRTM": _mrtm, "Logan": _logan, "SUVR": _suvr}
+
+
+def canonical_model_name(name: str) -> str:
+    """The ``MODELS`` key for a model name in any case (``"srtm"`` -> ``"SRTM"``)."""
+    for key in MODELS:
+        if key.lower() == name.lower():
+            return key
+    raise InputError(f"--models {name}: not available at region level; choose from {', '.join(MODELS)}")
 
 
 def _as_row(result: Any) -> dict[str, Any]:
@@ -102,8 +110,7 @@ def fit_regions(
     """
     from tspo_bids.kinetics import frame_weights
 
-    if model not in MODELS:
-        raise InputError(f"unknown model {model!r}: choose from {', '.join(MODELS)}")
+    model = canonical_model_name(model)
     if reference not in tacs:
         raise InputError(f"reference region {reference!r} has no TAC")
     reference_tac = np.asarray(tacs[reference], float)

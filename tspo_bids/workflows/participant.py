@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nipype.pipeline import engine as pe
 
 from tspo_bids import __version__
+from tspo_bids.config import resolve_tracer
+from tspo_bids.pet.models import canonical_model_name
 from tspo_bids.anat.regions import REFERENCE_REGION
 from tspo_bids.interfaces.bids import DerivativesDataSink
 from tspo_bids.workflows.anat import init_anat_wf
@@ -31,7 +34,28 @@ class Output:
     needs_flair: bool = False
 
 
-def _outputs(metadata: dict, settings: Any) -> list[Output]:
+@dataclass(frozen=True)
+class ModelOptions:
+    """Model options resolved for one PET run (command line, else tracer preset)."""
+
+    models: tuple[str, ...]
+    reference_region: str
+    t_star_min: float
+    suvr_window_min: tuple[float, float]
+
+
+def resolve_model_options(metadata: dict, settings: Any, source: str) -> ModelOptions:
+    """Resolve models, reference, t* and SUVR window for one run."""
+    preset = resolve_tracer(metadata.get("TracerName"), getattr(settings, "tracer", None), source=source)
+    return ModelOptions(
+        models=tuple(canonical_model_name(m) for m in (getattr(settings, "models", None) or ["srtm"])),
+        reference_region=settings_reference(settings),
+        t_star_min=float(getattr(settings, "t_star_min", None) or preset.t_star_min),
+        suvr_window_min=tuple(getattr(settings, "suvr_window_min", None) or preset.suvr_window_min),
+    )
+
+
+def _outputs(metadata: dict, settings: Any, options: ModelOptions) -> list[Output]:
     """The table of participant derivatives (names follow ../shared/conventions.md)."""
     preproc_pet_meta = {
         **{k: metadata[k] for k in ("TracerName", "TracerRadionuclide", "InjectedRadioactivity",
@@ -48,20 +72,20 @@ def _outputs(metadata: dict, settings: Any) -> list[Output]:
         "Units": metadata.get("Units", "kBq/mL"),
         "ImageDecayCorrected": True,
         "ImageDecayCorrectionTime": metadata.get("InjectionStart", 0),
-        "ReferenceRegion": settings_reference(settings),
+        "ReferenceRegion": options.reference_region,
         "frame_start": {"Description": "Frame start relative to TimeZero", "Units": "s"},
         "frame_end": {"Description": "Frame end relative to TimeZero", "Units": "s"},
         "Description": "Mean activity in each T1w-space region of the PET resampled to T1w, every frame.",
     }
     kinpar_meta = {
-        "ReferenceRegion": settings_reference(settings),
+        "ReferenceRegion": options.reference_region,
         "SoftwareName": "tspo-bids",
         "SoftwareVersion": __version__,
         "CommandLine": getattr(settings, "command_line", ""),
         "TracerName": metadata.get("TracerName"),
         "AdditionalModelDetails": {
-            "t_star_min": getattr(settings, "t_star_min", None),
-            "suvr_window_min": list(getattr(settings, "suvr_window_min", None) or []) or None,
+            "t_star_min": options.t_star_min,
+            "suvr_window_min": list(options.suvr_window_min),
             "weights": "Poisson frame weights from the whole-brain TAC (dur / (C_wb * DCF))",
         },
         "BPND": {"Description": "Non-displaceable binding potential", "Units": "unitless"},
@@ -138,12 +162,13 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         anat_wf.inputs.inputnode.flair_file = str(run.flair_file)
     pet_wf = init_pet_wf(metadata, omp_nthreads=omp)
     pet_wf.inputs.inputnode.pet_file = str(run.pet_file)
+    options = resolve_model_options(metadata, settings, source=Path(run.sidecar_file).name)
     modelling_wf = init_modelling_wf(
         metadata,
-        reference_region=settings_reference(settings),
-        models=list(getattr(settings, "models", None) or ["SRTM"]),
-        t_star_min=float(getattr(settings, "t_star_min", 20.0) or 20.0),
-        suvr_window_min=getattr(settings, "suvr_window_min", None),
+        reference_region=options.reference_region,
+        models=options.models,
+        t_star_min=options.t_star_min,
+        suvr_window_min=options.suvr_window_min,
     )
     workflow.connect([
         (anat_wf, pet_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
@@ -155,7 +180,7 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
 
     sources = {"t1w": str(run.t1w_file), "pet": str(run.pet_file)}
     producers = {"anat": anat_wf, "pet": pet_wf, "modelling": modelling_wf}
-    for output in _outputs(metadata, settings):
+    for output in _outputs(metadata, settings, options):
         if output.needs_flair and run.flair_file is None:
             continue
         sink_inputs = dict(
