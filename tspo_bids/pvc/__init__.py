@@ -1,0 +1,27 @@
+"""Partial-volume correction (pure numerics on arrays): PSF, GTM (Rousset 1998), RBV and iterative Yang."""
+
+from tspo_bids.pvc.gtm import (
+    gtm_condition_number,
+    gtm_correct,
+    gtm_matrix,
+    partition_regions,
+    regional_means,
+    roi_partition_weights,
+)
+from tspo_bids.pvc.psf import fwhm_to_sigma_vox, gaussian_psf_blur, validate_psf
+from tspo_bids.pvc.rbv import iterative_yang, rbv_correct, synthetic_image
+
+__all__ = [
+    "validate_psf",
+    "fwhm_to_sigma_vox",
+    "gaussian_psf_blur",
+    "partition_regions",
+    "regional_means",
+    "roi_partition_weights",
+    "gtm_matrix",
+    "gtm_condition_number",
+    "gtm_correct",
+    "synthetic_image",
+    "rbv_correct",
+    "iterative_yang",
+]
