@@ -194,14 +194,14 @@ def simulate_tacs(
     reference_curve = reference_tissue(grid.times_min, reference, plasma)
     # A frame partly before injection averages zero activity over its pre-injection part.
     inside_fraction = (end - start) / timing.duration_min
-    tacs = {"reference": grid.frame_average(reference_curve) * inside_fraction}
+    tacs = {"reference": grid.observe(reference_curve) * inside_fraction}
     for name, params in targets.items():
         k2a = params.k2a
         if not (math.isfinite(k2a) and k2a >= 0 and params.bp_nd > -1):
             raise InputError(f"simulate_tacs: target {name!r} needs k2 >= 0 and BPND > -1, got {params}")
         convolution = exp_convolve(reference_curve, k2a, grid.step_min)
         curve = params.r1 * reference_curve + (params.k2 - params.r1 * k2a) * convolution
-        tacs[name] = grid.frame_average(curve) * inside_fraction
+        tacs[name] = grid.observe(curve) * inside_fraction
     return tacs
 
 
