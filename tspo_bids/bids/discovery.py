@@ -176,7 +176,7 @@ def read_sidecar_metadata(pet_file: Path, bids_dir: Path) -> tuple[Path | None, 
         folders.append(folders[-1] / part)
     candidates: list[tuple[int, int, Path]] = []
     for depth, folder in enumerate(folders):
-        for path in sorted(folder.glob("*_pet.json")):
+        for path in sorted([*folder.glob("*_pet.json"), *folder.glob("pet.json")]):
             their = _filename_entities(path.name)
             if all(entities.get(key) == value for key, value in their.items()):
                 candidates.append((depth, len(their), path))
