@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import PSF_FWHM_MM, REGION_NAMES, VOXEL_MM
+from pvc_phantom import PSF_FWHM_MM, REGION_NAMES, VOXEL_MM
 
 from tspo_bids.errors import InputError
 from tspo_bids.pvc import (
