@@ -143,7 +143,7 @@ def _log_name(settings: Settings) -> str:
         stem = f"sub-{settings.participant_label[0]}+{len(settings.participant_label) - 1}more"
     else:
         stem = "all"
-    return f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}.log"
+    return f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
 
 
 def setup_logging(verbose: int, log_dir: Path | None, settings: Settings | None = None) -> Path | None:
@@ -159,7 +159,6 @@ def setup_logging(verbose: int, log_dir: Path | None, settings: Settings | None 
     formatter = logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     package = logging.getLogger("tspo_bids")
     package.setLevel(logging.DEBUG)
-    package.propagate = False
     for handler in list(package.handlers):
         if getattr(handler, "_tspo_bids", False):
             package.removeHandler(handler)
@@ -178,7 +177,14 @@ def setup_logging(verbose: int, log_dir: Path | None, settings: Settings | None 
             handler.close()
     if log_dir is not None and settings is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = log_dir / _log_name(settings)
+        stem = _log_name(settings)
+        log_file = log_dir / f"{stem}.log"
+        for count in range(1, 1000):  # the pid makes it unique across processes; this, within one
+            try:
+                log_file.touch(exist_ok=False)
+                break
+            except FileExistsError:
+                log_file = log_dir / f"{stem}-{count}.log"
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setLevel(file_level)
         file_handler.setFormatter(formatter)
@@ -298,8 +304,6 @@ def run_participant(settings: Settings) -> None:
 
     started = time.monotonic()
     check_bids_root(settings.bids_dir)
-    if not settings.skip_bids_validation:
-        validate_bids(settings.bids_dir, settings.participant_label)
     runs = discover_pet_runs(
         settings.bids_dir,
         participant_label=settings.participant_label,
@@ -309,6 +313,8 @@ def run_participant(settings: Settings) -> None:
         ignore=(settings.output_dir, settings.work_dir),
     )
     _check_tracers(runs, settings)
+    if not settings.skip_bids_validation:  # after our own checks, whose messages are more specific
+        validate_bids(settings.bids_dir, settings.participant_label)
     LOGGER.log(PROGRESS, "found %d PET run(s): %s (%.1f s)", len(runs), ", ".join(r.label for r in runs),
                time.monotonic() - started)
     write_dataset_description(settings.output_dir, settings.bids_dir, settings)
