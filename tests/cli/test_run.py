@@ -152,3 +152,35 @@ def test_logging_handlers_do_not_pile_up(dataset, tmp_path, calls):
               str(tmp_path / "w"), "--nprocs", "1"])
     ours = [h for h in logging.getLogger("tspo_bids").handlers if getattr(h, "_tspo_bids", False)]
     assert len(ours) == 2  # console + this run's file
+
+
+def _participant_job(argv, barrier, codes, index):
+    barrier.wait()
+    codes[index] = main(argv)
+
+
+def test_concurrent_participant_jobs_share_output_and_work_dir(tmp_path, monkeypatch, calls):
+    """4 processes (one participant each) into one OUTPUT_DIR and work dir: all outputs, valid shared files."""
+    import multiprocessing
+
+    monkeypatch.chdir(tmp_path)
+    dataset = make_bids(tmp_path / "bids", subjects=["01", "02", "03", "04"])
+    out, work = tmp_path / "out", tmp_path / "w"
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(4)
+    codes = ctx.Array("i", [-1] * 4)
+    jobs = [ctx.Process(target=_participant_job,
+                        args=([str(dataset), str(out), "participant", "--skip-bids-validation", "-w", str(work),
+                               "--nprocs", "1", "--participant-label", f"0{i + 1}"], barrier, codes, i))
+            for i in range(4)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(120)
+    assert list(codes) == [0, 0, 0, 0]
+    for i in range(1, 5):
+        table = out / f"sub-0{i}/pet/sub-0{i}_model-SRTM_kinpar.tsv"
+        assert table.read_text() == f"region\tBPND\nsub0{i}\t0.5\n"
+        assert len(list((out / "logs").glob(f"sub-0{i}_*.log"))) == 1
+    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".dataset_description.lock"] == []
