@@ -97,3 +97,20 @@ def test_bad_label_is_refused(tmp_path, source, monkeypatch):
     with pytest.raises(ValueError, match="alphanumeric"):
         sink.run()
     assert not (tmp_path / "out").exists()
+
+
+def test_mapnode_over_labels(tmp_path, source):
+    """The participant workflow maps the sink over region masks (iterfield in_file + label)."""
+    from nipype.pipeline import engine as pe
+
+    masks = [_image(tmp_path / f"m{i}.nii.gz", float(i)) for i in range(2)]
+    sink = pe.MapNode(DerivativesDataSink(base_directory=str(tmp_path / "out"), source_file=str(source),
+                                          datatype="anat", suffix="mask", meta_dict={"Type": "ROI"}),
+                      iterfield=["in_file", "label"], name="ds_masks", base_dir=str(tmp_path / "work"))
+    sink.inputs.in_file = [str(m) for m in masks]
+    sink.inputs.label = ["wm", "thalamus"]
+    result = sink.run()
+    names = [Path(p).name for p in result.outputs.out_file]
+    assert names == ["sub-01_ses-baseline_trc-PK11195_rec-OSEM_run-1_label-wm_mask.nii.gz",
+                     "sub-01_ses-baseline_trc-PK11195_rec-OSEM_run-1_label-thalamus_mask.nii.gz"]
+    assert Path(result.outputs.out_file[1]).read_bytes() == masks[1].read_bytes()
