@@ -240,6 +240,17 @@ def test_dataset_description_concurrent_writers(tmp_path):
     assert failures.value == 0
     content = json.loads((out / "dataset_description.json").read_text())
     assert content["GeneratedBy"][0]["Container"]["Tag"] in ("a:1", "b:2")
-    leftovers = [p.name for p in out.iterdir() if p.name not in ("dataset_description.json",
+    leftovers = [p.name for p in out.iterdir() if p.name not in ("dataset_description.json", ".bidsignore",
                                                                   ".dataset_description.lock")]
     assert leftovers == []
+
+
+def test_bidsignore_written_once_and_user_lines_kept(tmp_path):
+    raw, out = _raw(tmp_path), tmp_path / "out"
+    out.mkdir()
+    (out / ".bidsignore").write_text("extra/\n*_tacs.*\n")
+    write_dataset_description(out, raw)
+    write_dataset_description(out, raw)
+    lines = (out / ".bidsignore").read_text().splitlines()
+    assert lines[0] == "extra/" and lines.count("*_tacs.*") == 1
+    assert set(deriv.BIDSIGNORE_PATTERNS) <= set(lines)

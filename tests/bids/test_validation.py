@@ -64,3 +64,43 @@ def test_validator_without_json_warns(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="tspo_bids")
     assert validate_bids(tmp_path, executable=Path(fake)) == []
     assert "gave no JSON report (exit 3: boom)" in caplog.text
+
+
+@needs_validator
+def test_derivative_names_pass_the_validator(tmp_path):
+    """Our derivative dataset: draft-BEP names are listed in .bidsignore, the rest is valid BIDS."""
+    import shutil
+
+    from tspo_bids.bids.derivatives import derivative_path, write_dataset_description, write_json_atomic
+
+    raw = make_bids(tmp_path / "raw")
+    out = tmp_path / "out"
+    write_dataset_description(out, raw)
+    image = raw / "sub-01/anat/sub-01_T1w.nii.gz"
+    names = [
+        ({"sub": "01", "label": "wm"}, "mask", ".nii.gz", "anat", {"Type": "ROI"}),
+        ({"sub": "01"}, "dseg", ".nii.gz", "anat", {}),
+        ({"sub": "01", "label": "GM"}, "probseg", ".nii.gz", "anat", {}),
+        ({"sub": "01", "seg": "tspo"}, "morph", ".tsv", "anat", {}),
+        ({"sub": "01", "from": "pet", "to": "T1w", "mode": "image"}, "xfm", ".mat", "pet", {}),
+        ({"sub": "01"}, "petref", ".nii.gz", "pet", {}),
+        ({"sub": "01", "seg": "tspo", "desc": "preproc"}, "tacs", ".tsv", "pet", {"Units": "kBq/mL"}),
+        ({"sub": "01", "model": "SRTM"}, "kinpar", ".tsv", "pet", {"ReferenceRegion": "cerebellumgm"}),
+        ({"sub": "01", "space": "T1w", "model": "SRTM", "meas": "BPND"}, "mimap", ".nii.gz", "pet", {}),
+        ({"sub": "01", "desc": "confounds"}, "timeseries", ".tsv", "pet", {}),
+    ]
+    for entities, suffix, extension, datatype, meta in names:
+        path = out / derivative_path(entities, suffix, extension, datatype)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if extension == ".nii.gz":
+            shutil.copy(image, path)
+        else:
+            path.write_text("a\tb\n1\t2\n")
+        if meta:
+            write_json_atomic(meta, path.with_name(path.name.split(".")[0] + ".json"))
+    (out / "logs").mkdir()
+    (out / "logs" / "sub-01_1_1.log").write_text("log\n")
+    (out / "group").mkdir()
+    (out / "group" / "group_kinpar.tsv").write_text("a\n1\n")
+    (out / "sub-01.html").write_text("<html></html>\n")
+    validate_bids(out)  # raises InputError on any error

@@ -183,4 +183,5 @@ def test_concurrent_participant_jobs_share_output_and_work_dir(tmp_path, monkeyp
         assert table.read_text() == f"region\tBPND\nsub0{i}\t0.5\n"
         assert len(list((out / "logs").glob(f"sub-0{i}_*.log"))) == 1
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
-    assert [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".dataset_description.lock"] == []
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".bidsignore",
+                                                                                ".dataset_description.lock"]

@@ -57,6 +57,13 @@ BIDS_VERSION = "1.10.0"
 #: ``docker://ghcr.io/org/tspo-bids:0.1.0`` (recorded in GeneratedBy[].Container).
 CONTAINER_ENV = "TSPO_BIDS_CONTAINER"
 DATASET_NAME = "tspo-bids: TSPO PET derivatives"
+#: Outputs named after BIDS drafts (BEP023 PET derivatives: tacs, kinpar, mimap, petref; BEP014
+#: transforms: xfm) or not covered by BIDS (morph tables, confound time series, reports,
+#: group tables, logs). Written to OUTPUT_DIR/.bidsignore so the validator checks the rest.
+BIDSIGNORE_PATTERNS: tuple[str, ...] = (
+    "*_tacs.*", "*_kinpar.*", "*_mimap.*", "*_petref.*", "*_xfm.*", "*_morph.*", "*_timeseries.*",
+    "figures", "group", "logs", "*.html",
+)
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 _EXTENSION = re.compile(r"^(\.[A-Za-z0-9]+)+$")
@@ -281,10 +288,11 @@ def dataset_description(bids_dir: Path, settings: Settings | None = None) -> dic
 
 
 def write_dataset_description(output_dir: Path, bids_dir: Path, settings: Settings | None = None) -> Path:
-    """Write ``OUTPUT_DIR/dataset_description.json`` once, safely under concurrent participant jobs.
+    """Write ``OUTPUT_DIR/dataset_description.json`` (and ``.bidsignore``), safe under concurrent jobs.
 
-    Idempotent: the file is left untouched when it already holds the same content.
+    Idempotent: files are left untouched when they already hold the same content.
     A description written by another tspo-bids version is replaced (with a warning).
+    ``.bidsignore`` lists :data:`BIDSIGNORE_PATTERNS` (lines a user added are kept).
 
     Raises
     ------
@@ -304,14 +312,27 @@ def write_dataset_description(output_dir: Path, bids_dir: Path, settings: Settin
                     f"{target}: the output directory holds derivatives of {', '.join(map(str, generators))}; "
                     "choose another OUTPUT_DIR"
                 )
-            if existing == json.loads(json_text(wanted)):
-                return target
+        _update_bidsignore(output_dir / ".bidsignore")
+        if existing == json.loads(json_text(wanted)):
+            return target
+        if existing is not None:
             old_versions = [g.get("Version") for g in existing.get("GeneratedBy", []) if isinstance(g, dict)]
             if old_versions and __version__ not in old_versions:
                 LOGGER.warning("%s: written by tspo-bids %s, now %s: outputs of both versions may mix",
                                target, ", ".join(map(str, old_versions)), __version__)
         write_json_atomic(wanted, target)
     return target
+
+
+def _update_bidsignore(path: Path) -> None:
+    """Add the missing :data:`BIDSIGNORE_PATTERNS` to ``path`` (call with the lock held)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    missing = [pattern for pattern in BIDSIGNORE_PATTERNS if pattern not in lines]
+    if missing:
+        write_text_atomic("\n".join([*lines, *missing]) + "\n", path)
 
 
 def _read_json_or_none(path: Path) -> dict[str, Any] | None:
