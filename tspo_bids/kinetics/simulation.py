@@ -196,9 +196,9 @@ def simulate_tacs(
     inside_fraction = (end - start) / timing.duration_min
     tacs = {"reference": grid.observe(reference_curve) * inside_fraction}
     for name, params in targets.items():
-        k2a = params.k2a
-        if not (math.isfinite(k2a) and k2a >= 0 and params.bp_nd > -1):
+        if not (params.bp_nd > -1 and params.k2 >= 0 and math.isfinite(params.k2a)):
             raise InputError(f"simulate_tacs: target {name!r} needs k2 >= 0 and BPND > -1, got {params}")
+        k2a = params.k2a
         convolution = exp_convolve(reference_curve, k2a, grid.step_min)
         curve = params.r1 * reference_curve + (params.k2 - params.r1 * k2a) * convolution
         tacs[name] = grid.observe(curve) * inside_fraction
