@@ -290,3 +290,42 @@ def test_participants_missing_file(tmp_path, caplog):
     assert list(table["participant_id"]) == ["sub-01", "sub-02"]
     assert "participants.tsv: not found" in caplog.text
     assert isinstance(table, pd.DataFrame)
+
+
+# ----------------------------------------------------------------------------- lesion masks
+
+
+def _mask(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)).to_filename(path)
+    return path
+
+
+def test_lesion_masks_from_derivatives(tmp_path, caplog):
+    root = make_bids(tmp_path / "ds", subjects=["01", "02", "03"], sessions=["a", "b"])
+    lesions = tmp_path / "lesions"
+    own = _mask(lesions / "sub-01/ses-a/anat/sub-01_ses-a_space-FLAIR_label-lesion_mask.nii.gz")
+    subject_level = _mask(lesions / "sub-02/anat/sub-02_space-T1w_label-lesion_mask.nii.gz")
+    caplog.set_level("WARNING", logger="tspo_bids")
+    runs = {r.label: r for r in discover_pet_runs(root, derivatives={"lesions": lesions, "freesurfer": tmp_path})}
+    assert (runs["sub-01_ses-a"].lesion_mask_file, runs["sub-01_ses-a"].lesion_mask_space) == (own, "FLAIR")
+    assert runs["sub-01_ses-b"].lesion_mask_file is None
+    assert runs["sub-02_ses-b"].lesion_mask_file == subject_level  # subject-level mask serves each session
+    assert runs["sub-02_ses-a"].lesion_mask_space == "T1w"
+    assert runs["sub-03_ses-a"].lesion_mask_file is None
+    assert "sub-03_ses-a_pet.nii.gz: no lesion mask" in caplog.text
+    assert "-d freesurfer=" in caplog.text  # unknown derivative names are logged
+    assert discover_pet_runs(root)[0].lesion_mask_file is None  # without -d lesions
+
+
+def test_lesion_mask_problems(tmp_path):
+    root = make_bids(tmp_path / "ds", subjects=["01", "02"], flair=False)
+    lesions = tmp_path / "lesions"
+    _mask(lesions / "sub-01/anat/sub-01_space-T1w_label-lesion_mask.nii.gz")
+    _mask(lesions / "sub-01/anat/sub-01_space-FLAIR_label-lesion_mask.nii.gz")
+    flair_space = _mask(lesions / "sub-02/anat/sub-02_space-FLAIR_label-lesion_mask.nii.gz")
+    with pytest.raises(InputError) as caught:
+        discover_pet_runs(root, derivatives={"lesions": lesions})
+    message = str(caught.value)
+    assert "several lesion masks for sub-01" in message
+    assert f"{flair_space}: a FLAIR-space lesion mask needs the session's FLAIR" in message

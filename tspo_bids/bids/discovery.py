@@ -57,6 +57,10 @@ class PetRun:
         The T1w of the same subject and session (or the subject's only T1w).
     flair_file : Path or None
         The FLAIR of the same subject and session, if any.
+    lesion_mask_file : Path or None
+        The lesion mask from the ``-d lesions=PATH`` derivative dataset, if given and found.
+    lesion_mask_space : str or None
+        Its ``space-`` label: "T1w" or "FLAIR".
     """
 
     subject: str
@@ -69,6 +73,8 @@ class PetRun:
     metadata: Mapping[str, Any]
     t1w_file: Path
     flair_file: Path | None = None
+    lesion_mask_file: Path | None = None
+    lesion_mask_space: str | None = None
 
     @property
     def entities(self) -> dict[str, str]:
@@ -259,6 +265,44 @@ def _anat_for(layout: Any, subject: str, session: str | None, suffix: str,
     return None
 
 
+#: ``-d NAME=PATH`` derivative datasets discovery understands.
+KNOWN_DERIVATIVES: tuple[str, ...] = ("lesions",)
+LESION_MASK_SPACES: tuple[str, ...] = ("T1w", "FLAIR")
+
+
+def find_lesion_mask(lesions_dir: Path, subject: str, session: str | None,
+                     problems: list[str]) -> tuple[Path | None, str | None]:
+    """The lesion mask of one subject/session in a ``-d lesions=PATH`` dataset.
+
+    Layout (no settled BIDS convention; this is the one tspo-bids documents):
+    ``sub-<l>[/ses-<l>]/anat/sub-<l>[_ses-<l>]_space-<T1w|FLAIR>_label-lesion_mask.nii[.gz]``.
+    A subject-level mask (no session) serves every session when there is no session-level one.
+
+    Returns
+    -------
+    (path, space) or (None, None)
+        ``problems`` gets an entry when both a T1w- and a FLAIR-space mask exist.
+    """
+    candidates = []
+    levels = [(lesions_dir / f"sub-{subject}" / f"ses-{session}" / "anat", f"sub-{subject}_ses-{session}")] \
+        if session else []
+    levels.append((lesions_dir / f"sub-{subject}" / "anat", f"sub-{subject}"))
+    for folder, prefix in levels:
+        for space in LESION_MASK_SPACES:
+            for extension in _IMAGE_EXTENSIONS:
+                path = folder / f"{prefix}_space-{space}_label-lesion_mask{extension}"
+                if path.is_file():
+                    candidates.append((path, space))
+        if candidates:
+            break
+    if len(candidates) > 1:
+        problems.append(f"{candidates[0][0].parent}: several lesion masks for sub-{subject}"
+                        + (f"_ses-{session}" if session else "") + f" ({', '.join(p.name for p, _ in candidates)}); "
+                        "keep one")
+        return None, None
+    return candidates[0] if candidates else (None, None)
+
+
 # ----------------------------------------------------------------------------- discovery
 
 
@@ -269,6 +313,7 @@ def discover_pet_runs(
     tracer_label: Sequence[str] | None = None,
     bids_filter: Mapping[str, Any] | None = None,
     ignore: Sequence[Path] = (),
+    derivatives: Mapping[str, Path] | None = None,
 ) -> list[PetRun]:
     """Every selected PET run with its sidecar, T1w and FLAIR, after checking them all.
 
@@ -283,6 +328,9 @@ def discover_pet_runs(
         absent, "*" = any value), as in fMRIPrep's ``--bids-filter-file``.
     ignore : sequence of Path
         Folders inside ``bids_dir`` not to index (the output and work directories).
+    derivatives : mapping, optional
+        ``-d NAME=PATH`` datasets; "lesions" gives each run its lesion mask (see
+        :func:`find_lesion_mask`). Other names are logged and left to later stages.
 
     Returns
     -------
@@ -302,6 +350,12 @@ def discover_pet_runs(
     tracers = _labels(tracer_label, "trc-")
     filters = _bids_filter(bids_filter)
     layout = _layout(bids_dir, ignore)
+    derivatives = dict(derivatives or {})
+    for name in derivatives:
+        if name not in KNOWN_DERIVATIVES:
+            LOGGER.warning("-d %s=%s: not used by discovery (known: %s)", name, derivatives[name],
+                           ", ".join(KNOWN_DERIVATIVES))
+    lesions_dir = Path(derivatives["lesions"]) if "lesions" in derivatives else None
 
     known = set(layout.get_subjects())
     if subjects:
@@ -355,6 +409,14 @@ def discover_pet_runs(
         session = entities.get("session")
         t1w = _anat_for(layout, subject, session, "T1w", filters["t1w"], True, file_problems, pet_file)
         flair = _anat_for(layout, subject, session, "FLAIR", filters["flair"], False, file_problems, pet_file)
+        lesion_mask, lesion_space = (None, None)
+        if lesions_dir is not None:
+            lesion_mask, lesion_space = find_lesion_mask(lesions_dir, subject, session, file_problems)
+            if lesion_mask is None:
+                LOGGER.warning("%s: no lesion mask in %s", pet_file.name, lesions_dir)
+            elif lesion_space == "FLAIR" and flair is None:
+                file_problems.append(f"{lesion_mask}: a FLAIR-space lesion mask needs the session's FLAIR, "
+                                     f"which is missing")
         problems.extend(file_problems)
         if file_problems or sidecar is None or t1w is None:
             continue
@@ -369,6 +431,8 @@ def discover_pet_runs(
             metadata=metadata,
             t1w_file=t1w,
             flair_file=flair,
+            lesion_mask_file=lesion_mask,
+            lesion_mask_space=lesion_space,
         ))
     if problems:
         raise InputError(_problem_message(problems))

@@ -311,6 +311,7 @@ def run_participant(settings: Settings) -> None:
         tracer_label=settings.tracer_label,
         bids_filter=settings.bids_filter,
         ignore=(settings.output_dir, settings.work_dir),
+        derivatives=settings.derivatives,
     )
     _check_tracers(runs, settings)
     if not settings.skip_bids_validation:  # after our own checks, whose messages are more specific
