@@ -27,6 +27,12 @@ def test_regional_means_match_direct_means(phantom):
     means = regional_means(series, phantom.labels)
     for index, name in enumerate(REGION_NAMES):
         np.testing.assert_allclose(means[index], series[phantom.labels == index + 1].mean(axis=0), rtol=1e-12)
+    # nibabel hands out Fortran-ordered arrays; float32 is summed in float64
+    np.testing.assert_allclose(regional_means(np.asfortranarray(series), phantom.labels), means, rtol=1e-12)
+    single = series.astype(np.float32)
+    np.testing.assert_allclose(regional_means(single, phantom.labels),
+                               regional_means(single.astype(np.float64), phantom.labels), rtol=1e-12)
+    np.testing.assert_allclose(regional_means(series[..., 1], phantom.labels), means[:, 1:2], rtol=1e-12)
 
 
 def test_uncorrected_means_are_biased(phantom):

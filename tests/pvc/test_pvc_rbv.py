@@ -32,6 +32,9 @@ def test_rbv_restores_piecewise_constant_truth_voxelwise(phantom):
     inside = phantom.labels > 0
     np.testing.assert_allclose(corrected[inside], phantom.true_series[inside], rtol=1e-6)
     assert np.all(corrected[~inside] == 0.0)  # masked outside the head
+    fortran = rbv_correct(np.asfortranarray(phantom.blurred_series), phantom.labels, PSF_FWHM_MM, VOXEL_MM,
+                          dtype=np.float64)
+    np.testing.assert_allclose(fortran, corrected, rtol=1e-12, atol=1e-12)
     # float32 default and one 3D frame
     frame = rbv_correct(phantom.blurred_series[..., 1], phantom.labels, PSF_FWHM_MM, VOXEL_MM)
     assert frame.dtype == np.float32 and frame.shape == phantom.labels.shape

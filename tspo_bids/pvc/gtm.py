@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from tspo_bids.errors import InputError
 from tspo_bids.pvc.psf import DEFAULT_TRUNCATE, fwhm_to_sigma_vox, kernel_radius_vox, validate_psf
@@ -59,6 +59,9 @@ ForwardModel = Callable[[NDArray[np.floating]], NDArray[np.floating]]
 #: by up to this factor) and solved by least squares (minimum norm) instead of exactly.
 CONDITION_WARNING = 1e6
 _CONDITION_LSTSQ = 1e12
+
+#: Voxels per block when summing series region by region (bounds the float64 work copy).
+_VOXEL_BLOCK = 1 << 18
 
 
 def partition_regions(masks: Sequence[ArrayLike]) -> NDArray[np.int32]:
@@ -172,7 +175,8 @@ def regional_means(series: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
     Parameters
     ----------
     series
-        ``(x, y, z)`` image or ``(x, y, z, frames)`` series on the grid of ``labels``.
+        ``(x, y, z)`` image or ``(x, y, z, frames)`` series on the grid of ``labels``, C- or
+        Fortran-ordered (nibabel's); never copied whole.
     labels
         Label image ``0..n`` (0 is ignored).
 
@@ -180,6 +184,11 @@ def regional_means(series: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
     -------
     ndarray
         ``(n_regions, n_frames)`` means (``n_frames = 1`` for a 3D image), float64.
+
+    Notes
+    -----
+    All frames at once: blocks of voxels (in memory order) are multiplied by a sparse one-hot
+    region matrix, accumulating in float64.
     """
     labels = as_label_image(labels)
     series = np.asarray(series)
@@ -189,12 +198,20 @@ def regional_means(series: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
         raise ValueError(f"series shape {series.shape} does not match labels {labels.shape}")
     n_regions = int(labels.max(initial=0))
     counts = _region_counts(labels, n_regions)
-    flat_labels = labels.ravel()
-    means = np.empty((n_regions, series.shape[3]))
-    for frame in range(series.shape[3]):
-        sums = np.bincount(flat_labels, weights=series[..., frame].ravel(), minlength=n_regions + 1)
-        means[:, frame] = sums[1:] / counts[1:]
-    return means
+    n_frames = series.shape[3]
+    order = "F" if series.flags.f_contiguous and not series.flags.c_contiguous else "C"
+    flat_series = series.reshape(-1, n_frames, order=order)
+    flat_labels = labels.reshape(-1, order=order)
+    sums = np.zeros((n_regions + 1, n_frames))
+    for start in range(0, flat_labels.size, _VOXEL_BLOCK):
+        block_labels = flat_labels[start : start + _VOXEL_BLOCK]
+        block = np.asarray(flat_series[start : start + _VOXEL_BLOCK], dtype=np.float64, order="C")
+        one_hot = sparse.csr_matrix(
+            (np.ones(block_labels.size), (block_labels, np.arange(block_labels.size))),
+            shape=(n_regions + 1, block_labels.size),
+        )
+        sums += one_hot @ block
+    return sums[1:] / counts[1:, np.newaxis]
 
 
 def _expanded_boxes(

@@ -97,12 +97,16 @@ class _SyntheticBlur:
 
 def _apply_ratio(pet_frame: NDArray, synthetic: NDArray, blurred: NDArray, inside: NDArray[np.bool_],
                  eps: float, out: NDArray) -> None:
+    """``out = pet * S / blurred S`` inside; 0 outside; ratio 1 where the blurred S is below the floor."""
     floor = eps * float(np.abs(synthetic).max(initial=0.0))
-    defined = inside & (np.abs(blurred) > floor)
-    ratio = np.ones_like(blurred)
+    defined = np.abs(blurred) > floor
+    undefined_inside = inside & ~defined
+    defined &= inside
+    ratio = np.zeros_like(blurred)
     np.divide(synthetic, blurred, out=ratio, where=defined)
+    if undefined_inside.any():
+        ratio[undefined_inside] = 1.0
     np.multiply(pet_frame, ratio, out=out)
-    out[~inside] = 0.0
 
 
 def _prepare(pet: ArrayLike, labels: ArrayLike, mask: ArrayLike | None, dtype: type[np.floating]
@@ -165,7 +169,7 @@ def rbv_correct(
     Returns
     -------
     ndarray
-        Corrected series, the shape of ``pet``, same unit.
+        Corrected series, the shape of ``pet``, same unit; Fortran-ordered (frames contiguous).
     """
     fwhm = validate_psf(fwhm_mm)
     series, labels, inside, was_3d = _prepare(pet, labels, mask, dtype)
@@ -179,12 +183,10 @@ def rbv_correct(
         raise ValueError(f"region_values shape {values.shape} should be (n_regions, n_frames) = "
                          f"{(int(labels.max()), series.shape[3])}")
     blur = _SyntheticBlur(labels, fwhm, voxel_size_mm, forward, dtype, truncate)
-    corrected = np.empty(series.shape, dtype=dtype)
-    work = np.empty(labels.shape, dtype=dtype)
+    corrected = np.empty(series.shape, dtype=dtype, order="F")  # frames contiguous
     for frame in range(series.shape[3]):
         synthetic = synthetic_image(labels, values[:, frame], dtype=dtype)
-        _apply_ratio(series[..., frame], synthetic, blur(synthetic), inside, eps, work)
-        corrected[..., frame] = work
+        _apply_ratio(series[..., frame], synthetic, blur(synthetic), inside, eps, corrected[..., frame])
     return corrected[..., 0] if was_3d else corrected
 
 
@@ -220,13 +222,11 @@ def iterative_yang(
     series, labels, inside, was_3d = _prepare(pet, labels, mask, dtype)
     blur = _SyntheticBlur(labels, fwhm, voxel_size_mm, forward, dtype, truncate)
     values = regional_means(series, labels)
-    corrected = np.empty(series.shape, dtype=dtype)
-    work = np.empty(labels.shape, dtype=dtype)
+    corrected = np.empty(series.shape, dtype=dtype, order="F")  # frames contiguous
     for iteration in range(1, n_iterations + 1):
         for frame in range(series.shape[3]):
             synthetic = synthetic_image(labels, values[:, frame], dtype=dtype)
-            _apply_ratio(series[..., frame], synthetic, blur(synthetic), inside, eps, work)
-            corrected[..., frame] = work
+            _apply_ratio(series[..., frame], synthetic, blur(synthetic), inside, eps, corrected[..., frame])
         new_values = regional_means(corrected, labels)
         scale = np.maximum(np.abs(values), np.finfo(float).tiny)
         change = float(np.max(np.abs(new_values - values) / scale))
