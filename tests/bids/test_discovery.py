@@ -329,3 +329,16 @@ def test_lesion_mask_problems(tmp_path):
     message = str(caught.value)
     assert "several lesion masks for sub-01" in message
     assert f"{flair_space}: a FLAIR-space lesion mask needs the session's FLAIR" in message
+
+
+def test_filter_can_pick_one_session_t1w_for_all(tmp_path):
+    root = make_bids(tmp_path / "ds", sessions=["a", "b"])
+    runs = discover_pet_runs(root, bids_filter={"t1w": {"session": "a"}})
+    assert [r.t1w_file.name for r in runs] == ["sub-01_ses-a_T1w.nii.gz", "sub-01_ses-a_T1w.nii.gz"]
+    assert [r.flair_file.name for r in runs] == ["sub-01_ses-a_FLAIR.nii.gz", "sub-01_ses-b_FLAIR.nii.gz"]
+
+
+def test_one_participant_ignores_problems_of_others(tmp_path):
+    root = make_bids(tmp_path / "ds", subjects=["01", "02"])
+    edit_json(root / "sub-02/pet/sub-02_pet.json", FrameDuration=None)
+    assert [r.label for r in discover_pet_runs(root, participant_label=["01"])] == ["sub-01"]

@@ -35,6 +35,7 @@ BIDS_REQUIRED_NOT_USED: tuple[str, ...] = (
     "ReconMethodParameterLabels", "ReconFilterType", "AttenuationCorrection",
 )
 _LIST_LIMIT = 10
+_LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,24 @@ def _labels(values: Sequence[str] | None, prefix: str) -> list[str] | None:
     return [_strip(str(v), prefix) for v in values]
 
 
-def _layout(bids_dir: Path, extra_ignore: Sequence[Path] = ()):
-    """A pybids layout of the raw data only (no validation, no metadata index, in memory)."""
+def dataset_subjects(bids_dir: Path) -> list[str]:
+    """Participant labels of the ``sub-<label>`` folders of a dataset."""
+    return sorted(p.name[4:] for p in Path(bids_dir).glob("sub-*") if p.is_dir() and _LABEL.match(p.name[4:]))
+
+
+def _layout(bids_dir: Path, extra_ignore: Sequence[Path] = (), subjects: Sequence[str] | None = None):
+    """A pybids layout of the raw data only (no validation, no metadata index, in memory).
+
+    With ``subjects``, other participants' folders are not indexed: a one-participant job
+    on a large dataset stays fast.
+    """
     from bids import BIDSLayout
     from bids.layout import BIDSLayoutIndexer
 
     ignore: list[Any] = [re.compile(r"^/(code|models|sourcedata|stimuli|derivatives)"), re.compile(r"/\.")]
+    if subjects:
+        chosen = "|".join(re.escape(label) for label in subjects)
+        ignore.append(re.compile(rf"^/sub-(?!(?:{chosen})(?:/|$))"))
     root = bids_dir.resolve()
     for path in extra_ignore:
         path = Path(path).resolve()
@@ -233,24 +246,46 @@ def sidecar_problems(metadata: Mapping[str, Any], n_volumes: int | None) -> tupl
     return errors, warnings
 
 
-def _anat_for(layout: Any, subject: str, session: str | None, suffix: str,
-              query: Mapping[str, Any], required: bool, problems: list[str], pet_file: Path) -> Path | None:
-    """The subject/session's single image of ``suffix`` (T1w, FLAIR), with a subject-level fallback."""
-    from bids.layout import Query
+def _anat_images(layout: Any, suffix: str, subjects: Sequence[str] | None,
+                 query: Mapping[str, Any]) -> dict[str, list[tuple[str | None, Path]]]:
+    """Every ``anat/*_<suffix>.nii[.gz]`` passing the filter: subject -> [(session, path)] (one query)."""
+    full: dict[str, Any] = dict(suffix=suffix, datatype="anat", extension=_IMAGE_EXTENSIONS)
+    if subjects:
+        full["subject"] = list(subjects)
+    full.update(query)
+    images: dict[str, list[tuple[str | None, Path]]] = {}
+    for bids_file in layout.get(**full):
+        entities = bids_file.get_entities()
+        images.setdefault(entities["subject"], []).append((entities.get("session"), Path(bids_file.path)))
+    return images
 
-    base = dict(subject=subject, suffix=suffix, datatype="anat", extension=_IMAGE_EXTENSIONS,
-                return_type="filename")
-    base.update(query)
-    same = layout.get(session=session if session is not None else Query.NONE, **base)
+
+def _anat_for(images: Mapping[str, list[tuple[str | None, Path]]], subject: str, session: str | None,
+              suffix: str, required: bool, problems: list[str], pet_file: Path) -> Path | None:
+    """The subject/session's single image of ``suffix`` (T1w, FLAIR), else the subject's only one."""
+    candidates = images.get(subject, [])
+    same = sorted(path for their_session, path in candidates if their_session == session)
     if len(same) == 1:
-        return Path(same[0])
+        return same[0]
     where = f"sub-{subject}" + (f"/ses-{session}" if session else "") + "/anat"
     if len(same) > 1:
         problems.append(
-            f"{pet_file}: {len(same)} {suffix} images in {where} ({', '.join(Path(p).name for p in same)}); "
+            f"{pet_file}: {len(same)} {suffix} images in {where} ({', '.join(p.name for p in same)}); "
             f"choose one with --bids-filter-file {{\"{suffix.lower()}\": {{...}}}}"
         )
         return None
+    others = sorted(path for _, path in candidates)
+    if len(others) == 1:
+        LOGGER.info("%s: no %s in %s; using the subject's only %s %s", pet_file.name, suffix, where, suffix,
+                    others[0])
+        return others[0]
+    if required:
+        hint = f" ({len(others)} in other sessions: select one with --bids-filter-file)" if others else ""
+        problems.append(f"{pet_file}: no {suffix} image in {where}{hint}; tspo-bids needs one per PET session")
+    elif others:
+        LOGGER.warning("%s: no %s in %s and %d elsewhere: running without FLAIR", pet_file.name, suffix, where,
+                       len(others))
+    return None
     others = layout.get(**base)
     if len(others) == 1:
         LOGGER.info("%s: no %s in %s; using the subject's only %s %s", pet_file.name, suffix, where, suffix,
@@ -349,15 +384,7 @@ def discover_pet_runs(
     sessions = _labels(session_label, "ses-")
     tracers = _labels(tracer_label, "trc-")
     filters = _bids_filter(bids_filter)
-    layout = _layout(bids_dir, ignore)
-    derivatives = dict(derivatives or {})
-    for name in derivatives:
-        if name not in KNOWN_DERIVATIVES:
-            LOGGER.warning("-d %s=%s: not used by discovery (known: %s)", name, derivatives[name],
-                           ", ".join(KNOWN_DERIVATIVES))
-    lesions_dir = Path(derivatives["lesions"]) if "lesions" in derivatives else None
-
-    known = set(layout.get_subjects())
+    known = set(dataset_subjects(bids_dir))
     if subjects:
         unknown = [label for label in subjects if label not in known]
         if unknown:
@@ -365,6 +392,13 @@ def discover_pet_runs(
             raise InputError(
                 f"{bids_dir}: participant label(s) {', '.join(unknown)} not found (available: {available})"
             )
+    layout = _layout(bids_dir, ignore, subjects)
+    derivatives = dict(derivatives or {})
+    for name in derivatives:
+        if name not in KNOWN_DERIVATIVES:
+            LOGGER.warning("-d %s=%s: not used by discovery (known: %s)", name, derivatives[name],
+                           ", ".join(KNOWN_DERIVATIVES))
+    lesions_dir = Path(derivatives["lesions"]) if "lesions" in derivatives else None
 
     query: dict[str, Any] = dict(suffix="pet", datatype="pet", extension=_IMAGE_EXTENSIONS)
     if subjects:
@@ -385,6 +419,8 @@ def discover_pet_runs(
             + (f" for {chosen}" if chosen else "")
         )
 
+    t1w_images = _anat_images(layout, "T1w", subjects, filters["t1w"])
+    flair_images = _anat_images(layout, "FLAIR", subjects, filters["flair"])
     runs: list[PetRun] = []
     problems: list[str] = []
     for bids_file in pet_files:
@@ -407,8 +443,8 @@ def discover_pet_runs(
                 LOGGER.warning("%s: %s", sidecar.name, warning)
         subject = entities["subject"]
         session = entities.get("session")
-        t1w = _anat_for(layout, subject, session, "T1w", filters["t1w"], True, file_problems, pet_file)
-        flair = _anat_for(layout, subject, session, "FLAIR", filters["flair"], False, file_problems, pet_file)
+        t1w = _anat_for(t1w_images, subject, session, "T1w", True, file_problems, pet_file)
+        flair = _anat_for(flair_images, subject, session, "FLAIR", False, file_problems, pet_file)
         lesion_mask, lesion_space = (None, None)
         if lesions_dir is not None:
             lesion_mask, lesion_space = find_lesion_mask(lesions_dir, subject, session, file_problems)
