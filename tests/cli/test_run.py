@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,10 @@ from tspo_bids.interfaces.bids import DerivativesDataSink
 def _write_table(label, fail):
     import os
 
+    if fail == "input":
+        from tspo_bids.errors import InputError
+
+        raise InputError(f"{label}_pet.json: FrameDuration has 2 values")
     if fail:
         raise ValueError(f"deliberate failure for {label}")
     path = os.path.abspath(f"{label}_table.tsv")
@@ -37,7 +42,7 @@ def _stand_in_wf(runs, settings, fail_label=None):
         table = pe.Node(Function(input_names=["label", "fail"], output_names=["path"], function=_write_table),
                         name="table")
         table.inputs.label = run.label.replace("-", "").replace("_", "")
-        table.inputs.fail = run.label == fail_label
+        table.inputs.fail = (fail_label == run.label) or (fail_label == "input" and "input")
         sink = pe.Node(DerivativesDataSink(base_directory=str(settings.output_dir), source_file=str(run.pet_file),
                                            datatype="pet", suffix="kinpar", model="SRTM",
                                            meta_dict={"CommandLine": settings.command_line}),
@@ -98,12 +103,13 @@ def test_rerun_resumes(dataset, tmp_path, calls):
     assert len(list((out / "logs").glob("all_*.log"))) == 2  # one log per process
 
 
-def test_failed_node_one_line(dataset, tmp_path, capsys, calls):
+@pytest.mark.parametrize("nprocs", ["1", "2"])
+def test_failed_node_one_line(dataset, tmp_path, capsys, calls, nprocs):
     fake, _ = calls
     fake.fail_label = "sub-02_ses-baseline"
     work = tmp_path / "w"
     code = main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation", "-w", str(work),
-                 "--nprocs", "1"])
+                 "--nprocs", nprocs])
     lines = capsys.readouterr().err.splitlines()
     assert code == 1
     errors = [line for line in lines if line.startswith("tspo-bids: error: ")]
@@ -185,3 +191,14 @@ def test_concurrent_participant_jobs_share_output_and_work_dir(tmp_path, monkeyp
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".bidsignore",
                                                                                 ".dataset_description.lock"]
+
+
+def test_input_error_inside_a_node_keeps_its_message(dataset, tmp_path, capsys, calls):
+    fake, _ = calls
+    fake.fail_label = "input"
+    code = main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation", "-w",
+                 str(tmp_path / "w"), "--nprocs", "1"])
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert code == 1
+    assert "2 node(s) failed" in line
+    assert re.search(r"\(InputError: sub0[12]sesbaseline_pet\.json: FrameDuration has 2 values\); crash file", line)

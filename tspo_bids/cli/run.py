@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -240,13 +241,14 @@ def _read_crash(path: Path) -> _Crash:
             break
     last = [line.strip() for line in lines if line.strip()]
     if last:
-        reason = last[-1].split(".")[-1] if last[-1].startswith("tspo_bids.") else last[-1]
+        reason = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+:)", "", last[-1])  # "pkg.mod.Error: x" -> "Error: x"
     return _Crash(node, reason[:300], path)
 
 
 def workflow_failure_message(crash_dir: Path) -> str:
     """One line naming the failed node(s), the first reason and the crash file(s)."""
-    crashes = [_read_crash(p) for p in sorted(crash_dir.glob(f"{_CRASH_PREFIX}*"))]
+    paths = sorted(crash_dir.glob(f"{_CRASH_PREFIX}*"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    crashes = [_read_crash(p) for p in paths]  # first failure first
     if not crashes:
         return f"the workflow did not finish; no crash file in {crash_dir} (see the log)"
     nodes = ", ".join(dict.fromkeys(c.node for c in crashes))
