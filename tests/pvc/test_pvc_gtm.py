@@ -12,6 +12,7 @@ from tspo_bids.pvc import (
     gtm_condition_number,
     gtm_correct,
     gtm_matrix,
+    gtm_regional,
     partition_regions,
     regional_means,
     roi_partition_weights,
@@ -51,6 +52,12 @@ def test_gtm_recovers_truth_noise_free(phantom):
     # the float32 default (benchmark path) loses only single-precision rounding
     single = gtm_correct(observed, gtm_matrix(phantom.labels, PSF_FWHM_MM, VOXEL_MM))
     np.testing.assert_allclose(single, phantom.truth, rtol=1e-5)
+    # the one-call form carries what sidecars need
+    result = gtm_regional(phantom.blurred_series, phantom.labels, [PSF_FWHM_MM] * 3, VOXEL_MM, dtype=np.float64)
+    np.testing.assert_allclose(result.corrected, phantom.truth, rtol=1e-6)
+    np.testing.assert_allclose(result.observed, observed, rtol=1e-12)
+    assert result.psf_fwhm_mm == (PSF_FWHM_MM,) * 3 and result.condition_number > 1.0
+    np.testing.assert_array_equal(result.region_voxels, np.bincount(phantom.labels.ravel())[1:])
     # one frame as a 1D vector
     np.testing.assert_allclose(
         gtm_correct(observed[:, 2], gtm_matrix(phantom.labels, PSF_FWHM_MM, VOXEL_MM, dtype=np.float64)),

@@ -1,9 +1,11 @@
 """Partial-volume correction (pure numerics on arrays): PSF, GTM (Rousset 1998), RBV and iterative Yang."""
 
 from tspo_bids.pvc.gtm import (
+    GTMResult,
     gtm_condition_number,
     gtm_correct,
     gtm_matrix,
+    gtm_regional,
     partition_regions,
     regional_means,
     roi_partition_weights,
@@ -21,6 +23,8 @@ __all__ = [
     "gtm_matrix",
     "gtm_condition_number",
     "gtm_correct",
+    "GTMResult",
+    "gtm_regional",
     "synthetic_image",
     "rbv_correct",
     "iterative_yang",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -48,6 +49,8 @@ __all__ = [
     "gtm_matrix",
     "gtm_condition_number",
     "gtm_correct",
+    "GTMResult",
+    "gtm_regional",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -344,3 +347,60 @@ def gtm_correct(region_means: ArrayLike, matrix: ArrayLike) -> NDArray[np.float6
         corrected, *_ = np.linalg.lstsq(matrix, observed, rcond=None)
         return corrected
     return np.linalg.solve(matrix, observed)
+
+
+@dataclass(frozen=True, eq=False)
+class GTMResult:
+    """GTM correction of one series: what the sidecars and reports need.
+
+    Attributes
+    ----------
+    corrected
+        Corrected regional activities ``(n_regions, n_frames)``, the series' unit; row ``j`` is
+        label ``j + 1``.
+    observed
+        Uncorrected regional means ``(n_regions, n_frames)``, same unit.
+    matrix
+        The geometric transfer matrix ``G`` ``(n_regions, n_regions)``.
+    condition_number
+        2-norm condition number of ``G``.
+    region_voxels
+        Voxels per region ``(n_regions,)``.
+    psf_fwhm_mm
+        PSF FWHM used, ``(x, y, z)`` mm.
+    """
+
+    corrected: NDArray[np.float64]
+    observed: NDArray[np.float64]
+    matrix: NDArray[np.float64]
+    condition_number: float
+    region_voxels: NDArray[np.int64]
+    psf_fwhm_mm: tuple[float, float, float]
+
+
+def gtm_regional(
+    series: ArrayLike,
+    regions: ArrayLike | Sequence[ArrayLike],
+    fwhm_mm: float | Sequence[float],
+    voxel_size_mm: float | Sequence[float],
+    forward: ForwardModel | None = None,
+    *,
+    dtype: type[np.floating] = np.float32,
+) -> GTMResult:
+    """Regional means, ``G`` and the corrected values of a series in one call.
+
+    Parameters as for :func:`regional_means` and :func:`gtm_matrix`; ``series`` is
+    ``(x, y, z, frames)`` (or 3D) on the grid of ``regions``.
+    """
+    fwhm = validate_psf(fwhm_mm)
+    labels = as_label_image(regions)
+    observed = regional_means(series, labels)
+    matrix = gtm_matrix(labels, fwhm, voxel_size_mm, forward, dtype=dtype)
+    return GTMResult(
+        corrected=gtm_correct(observed, matrix),
+        observed=observed,
+        matrix=matrix,
+        condition_number=gtm_condition_number(matrix),
+        region_voxels=_region_counts(labels)[1:],
+        psf_fwhm_mm=fwhm,
+    )

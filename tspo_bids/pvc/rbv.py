@@ -100,12 +100,11 @@ def _apply_ratio(pet_frame: NDArray, synthetic: NDArray, blurred: NDArray, insid
     """``out = pet * S / blurred S`` inside; 0 outside; ratio 1 where the blurred S is below the floor."""
     floor = eps * float(np.abs(synthetic).max(initial=0.0))
     defined = np.abs(blurred) > floor
-    undefined_inside = inside & ~defined
     defined &= inside
     ratio = np.zeros_like(blurred)
     np.divide(synthetic, blurred, out=ratio, where=defined)
-    if undefined_inside.any():
-        ratio[undefined_inside] = 1.0
+    if np.count_nonzero(defined) != np.count_nonzero(inside):
+        ratio[inside & ~defined] = 1.0
     np.multiply(pet_frame, ratio, out=out)
 
 
