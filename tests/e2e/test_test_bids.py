@@ -90,9 +90,9 @@ def test_bpnd_matches_perfect_pipeline(e2e_run):
 
 
 def _world_matrix_from_itk(path: Path) -> np.ndarray:
-    from tspo_bids.registration.transforms import load_itk_matrix
+    from tspo_bids.registration.transforms import load_itk_transform
 
-    return load_itk_matrix(path)
+    return load_itk_transform(path)
 
 
 def test_pet_to_t1w_registration_error(e2e_run):

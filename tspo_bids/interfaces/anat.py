@@ -9,6 +9,7 @@ import numpy as np
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
+    InputMultiObject,
     OutputMultiObject,
     SimpleInterface,
     TraitedSpec,
@@ -22,15 +23,17 @@ class _PreprocessT1wInputSpec(BaseInterfaceInputSpec):
     t1w_file = File(exists=True, mandatory=True)
     template_resolution_mm = traits.Int(2, usedefault=True)
     num_threads = traits.Int(1, usedefault=True)
+    random_seed = traits.Int(0, usedefault=True)
 
 
 class _PreprocessT1wOutputSpec(TraitedSpec):
     t1w_preproc = File(exists=True, desc="N4 bias-corrected T1w")
     brain_mask = File(exists=True, desc="brain mask in T1w space")
+    template_to_t1w = OutputMultiObject(File(exists=True), desc="ANTs transforms template -> T1w (warp, affine)")
 
 
 class PreprocessT1w(SimpleInterface):
-    """N4 bias-field correction and brain mask of the T1w."""
+    """N4 bias-field correction, then the template registered to the T1w gives the brain mask."""
 
     input_spec = _PreprocessT1wInputSpec
     output_spec = _PreprocessT1wOutputSpec
@@ -39,22 +42,26 @@ class PreprocessT1w(SimpleInterface):
         from tspo_bids.anat.preprocess import brain_mask_from_template, n4_bias_correct
         from tspo_bids.anat.template import load_template
 
+        threads = self.inputs.num_threads
         t1w = nib.load(self.inputs.t1w_file)
-        template = load_template(self.inputs.template_resolution_mm)
-        mask_first = brain_mask_from_template(t1w, template)[0]
-        corrected = n4_bias_correct(t1w, mask=mask_first)
-        mask = brain_mask_from_template(corrected, template)[0]
+        corrected = n4_bias_correct(t1w, n_threads=threads)
+        mask, transforms = brain_mask_from_template(
+            corrected, load_template(self.inputs.template_resolution_mm), out_dir=runtime.cwd,
+            n_threads=threads, random_seed=self.inputs.random_seed,
+        )
         cwd = Path(runtime.cwd)
         self._results["t1w_preproc"] = save_like(corrected.get_fdata(), t1w, cwd / "t1w_preproc.nii.gz")
         self._results["brain_mask"] = save_like(
             np.asarray(mask.dataobj) > 0, t1w, cwd / "brain_mask.nii.gz", dtype=np.uint8
         )
+        self._results["template_to_t1w"] = list(transforms.template_to_t1w)
         return runtime
 
 
 class _SegmentInputSpec(BaseInterfaceInputSpec):
     t1w_preproc = File(exists=True, mandatory=True)
     brain_mask = File(exists=True, mandatory=True)
+    num_threads = traits.Int(1, usedefault=True)
 
 
 class _SegmentOutputSpec(TraitedSpec):
@@ -75,7 +82,7 @@ class SegmentTissues(SimpleInterface):
 
         t1w = nib.load(self.inputs.t1w_preproc)
         mask = nib.load(self.inputs.brain_mask)
-        tissues = segment_tissues(t1w, mask)
+        tissues = segment_tissues(t1w, mask, n_threads=self.inputs.num_threads)
         cwd = Path(runtime.cwd)
         for name in ("gm", "wm", "csf"):
             self._results[f"{name}_prob"] = save_like(
@@ -89,39 +96,30 @@ class SegmentTissues(SimpleInterface):
 
 class _TemplateLabelsInputSpec(BaseInterfaceInputSpec):
     t1w_preproc = File(exists=True, mandatory=True)
-    brain_mask = File(exists=True, mandatory=True)
+    template_to_t1w = InputMultiObject(File(exists=True), mandatory=True)
     template_resolution_mm = traits.Int(2, usedefault=True)
-    random_seed = traits.Int(0, usedefault=True)
 
 
 class _TemplateLabelsOutputSpec(TraitedSpec):
     atlas_labels = File(exists=True, desc="AAL labels warped to T1w (int16)")
-    template_to_t1w = OutputMultiObject(File(exists=True), desc="ANTs transforms template -> T1w")
 
 
 class TemplateLabelsToT1w(SimpleInterface):
-    """Register the MNI152 template to the T1w (SyN) and carry the atlas labels."""
+    """Carry the template's atlas labels to the T1w through the template registration."""
 
     input_spec = _TemplateLabelsInputSpec
     output_spec = _TemplateLabelsOutputSpec
 
     def _run_interface(self, runtime):
-        from tspo_bids.anat.preprocess import register_template_to_t1w, warp_labels_to_t1w
+        from tspo_bids.anat.preprocess import TemplateTransforms, warp_labels_to_t1w
         from tspo_bids.anat.template import load_template
 
         t1w = nib.load(self.inputs.t1w_preproc)
-        mask = nib.load(self.inputs.brain_mask)
-        template = load_template(self.inputs.template_resolution_mm)
-        transforms = register_template_to_t1w(
-            t1w, template, mask, out_prefix=str(Path(runtime.cwd) / "tpl2t1w_"),
-            random_seed=self.inputs.random_seed,
-        )
-        labels = warp_labels_to_t1w(template.atlas, t1w, transforms)
-        cwd = Path(runtime.cwd)
+        transforms = TemplateTransforms(tuple(self.inputs.template_to_t1w), (), ())
+        labels = warp_labels_to_t1w(load_template(self.inputs.template_resolution_mm).atlas, t1w, transforms)
         self._results["atlas_labels"] = save_like(
-            np.asarray(labels.dataobj), t1w, cwd / "atlas_labels.nii.gz", dtype=np.int16
+            np.asarray(labels.dataobj), t1w, Path(runtime.cwd) / "atlas_labels.nii.gz", dtype=np.int16
         )
-        self._results["template_to_t1w"] = [str(p) for p in transforms]
         return runtime
 
 

@@ -71,24 +71,21 @@ class MotionCorrect(SimpleInterface):
     output_spec = _MotionCorrectOutputSpec
 
     def _run_interface(self, runtime):
-        from tspo_bids.registration.motion import motion_correct
+        from tspo_bids.registration.motion import frame_displacement_mm, motion_correct
 
         img = nib.load(self.inputs.in_file)
         timing = _timing(self.inputs.metadata, self.inputs.in_file, img.shape[-1])
-        result = motion_correct(
+        corrected, matrices, reference = motion_correct(
             img,
             timing.mid_min,
             timing.duration_min,
             min_frame_start_min=self.inputs.min_frame_start_min,
-            num_threads=self.inputs.num_threads,
+            n_threads=self.inputs.num_threads,
         )
-        corrected, matrices, reference = result[:3]
         cwd = Path(runtime.cwd)
         nib.save(corrected, str(cwd / "pet_mc.nii.gz"))
         nib.save(reference, str(cwd / "pet_ref.nii.gz"))
-        displacement = getattr(result, "displacement_mm", None)
-        if displacement is None:
-            displacement = [_frame_displacement(m, reference) for m in matrices]
+        displacement = frame_displacement_mm(matrices, reference)
         table = pd.DataFrame({
             "frame_start": timing.start_min * 60.0,
             "frame_end": timing.end_min * 60.0,
@@ -101,15 +98,6 @@ class MotionCorrect(SimpleInterface):
             confounds_file=str(cwd / "motion.tsv"),
         )
         return runtime
-
-
-def _frame_displacement(matrix: np.ndarray, reference: nib.Nifti1Image) -> float:
-    from tspo_bids.registration.transforms import mean_displacement_mm
-
-    data = np.asarray(reference.dataobj)
-    ijk = np.argwhere(data > np.percentile(data, 75))
-    points = nib.affines.apply_affine(reference.affine, ijk)
-    return float(mean_displacement_mm(np.asarray(matrix), np.eye(4), points))
 
 
 class _CoregisterInputSpec(BaseInterfaceInputSpec):
@@ -132,19 +120,19 @@ class RigidCoregister(SimpleInterface):
 
     def _run_interface(self, runtime):
         from tspo_bids.registration.coregister import rigid_register
-        from tspo_bids.registration.transforms import save_itk_matrix
+        from tspo_bids.registration.transforms import save_itk_transform
 
         fixed = nib.load(self.inputs.fixed_file)
         moving = nib.load(self.inputs.moving_file)
         mask = nib.load(self.inputs.fixed_mask) if self.inputs.fixed_mask else None
         matrix = rigid_register(fixed, moving, metric="mattes", fixed_mask=mask,
-                                num_threads=self.inputs.num_threads)
+                                n_threads=self.inputs.num_threads)
         cwd = Path(runtime.cwd)
         self._results["matrix_file"] = save_matrix(
             matrix, cwd / "xfm.json", maps="fixed (T1w) world point -> moving world point, RAS mm"
         )
         itk = cwd / "xfm.txt"
-        save_itk_matrix(matrix, itk)
+        save_itk_transform(matrix, itk)
         self._results["itk_file"] = str(itk)
         return runtime
 

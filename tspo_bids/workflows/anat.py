@@ -51,17 +51,16 @@ def init_anat_wf(
         ]),
         name="outputnode",
     )
-    t1w_preproc = pe.Node(PreprocessT1w(num_threads=omp_nthreads), name="t1w_preproc", n_procs=omp_nthreads)
-    tissues = pe.Node(SegmentTissues(), name="tissues")
-    template_labels = pe.Node(
-        TemplateLabelsToT1w(random_seed=random_seed), name="template_labels", n_procs=omp_nthreads
-    )
+    t1w_preproc = pe.Node(PreprocessT1w(num_threads=omp_nthreads, random_seed=random_seed),
+                          name="t1w_preproc", n_procs=omp_nthreads)
+    tissues = pe.Node(SegmentTissues(num_threads=omp_nthreads), name="tissues", n_procs=omp_nthreads)
+    template_labels = pe.Node(TemplateLabelsToT1w(), name="template_labels")
     regions = pe.Node(DefineRegions(), name="regions")
 
     workflow.connect([
         (inputnode, t1w_preproc, [("t1w_file", "t1w_file")]),
         (t1w_preproc, tissues, [("t1w_preproc", "t1w_preproc"), ("brain_mask", "brain_mask")]),
-        (t1w_preproc, template_labels, [("t1w_preproc", "t1w_preproc"), ("brain_mask", "brain_mask")]),
+        (t1w_preproc, template_labels, [("t1w_preproc", "t1w_preproc"), ("template_to_t1w", "template_to_t1w")]),
         (tissues, regions, [("gm_prob", "gm_prob"), ("wm_prob", "wm_prob")]),
         (template_labels, regions, [("atlas_labels", "atlas_labels")]),
         (t1w_preproc, regions, [("brain_mask", "brain_mask")]),
