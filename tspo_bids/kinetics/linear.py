@@ -34,6 +34,7 @@ from tspo_bids.kinetics.results import LoganResult, Mrtm2Result, MrtmResult
 __all__ = ["fit_mrtm", "fit_mrtm2", "fit_logan_ref", "frame_integrals"]
 
 _START_TOLERANCE_MIN = 1e-6
+_NO_WASHOUT = "g2 >= 0 (k2a <= 0): washout not identified; BPND = -(g1/g2 + 1) kept as the DVR-based estimate"
 
 
 def frame_integrals(
@@ -134,12 +135,11 @@ def fit_mrtm(
     if coefficients is None:
         return MrtmResult(nan, nan, nan, nan, nan, (nan, nan, nan), float(t_star), n_used, True, "singular regression")
     g1, g2, g3 = (float(value) for value in coefficients)
-    if not g2 < 0:
-        return MrtmResult(
-            nan, g3, g1, -g2, nan, (g1, g2, g3), float(t_star), n_used, True, "g2 >= 0: no washout, BPND undefined"
-        )
+    if g2 == 0:
+        return MrtmResult(nan, g3, g1, -g2, nan, (g1, g2, g3), float(t_star), n_used, True, "g2 = 0: BPND undefined")
     k2_ref = g1 / g3 if g3 != 0 else nan
     return MrtmResult(
+        message="" if g2 < 0 else _NO_WASHOUT,
         bp_nd=-(g1 / g2 + 1.0),
         r1=g3,
         k2=g1,
@@ -180,11 +180,10 @@ def fit_mrtm2(
     if coefficients is None:
         return Mrtm2Result(nan, nan, nan, nan, k2_ref, (nan, nan), float(t_star), n_used, True, "singular regression")
     g1, g2 = (float(value) for value in coefficients)
-    if not g2 < 0:
-        return Mrtm2Result(
-            nan, g1 / k2_ref, g1, -g2, k2_ref, (g1, g2), float(t_star), n_used, True, "g2 >= 0: BPND undefined"
-        )
+    if g2 == 0:
+        return Mrtm2Result(nan, g1 / k2_ref, g1, -g2, k2_ref, (g1, g2), float(t_star), n_used, True, "g2 = 0")
     return Mrtm2Result(
+        message="" if g2 < 0 else _NO_WASHOUT,
         bp_nd=-(g1 / g2 + 1.0),
         r1=g1 / k2_ref,
         k2=g1,
@@ -204,13 +203,15 @@ def fit_logan_ref(
     t_star: float,
     k2_ref: float | None = None,
     *,
+    weights: ArrayLike | None = None,
     sampling: Sampling = "frame_average",
 ) -> LoganResult:
     """Logan reference plot: ``int C_T/C_T = DVR*(int C_R + C_R/k2')/C_T + b`` for frames from ``t_star``.
 
-    Unweighted least squares (the transformed variables do not have Poisson variance). ``k2_ref=None``
-    omits the ``C_R/k2'`` term (biased unless ``C_T/C_R`` is constant after t*). Methods.md uses
-    t* = 20 min for 60-min scans.
+    Least squares weighted by frame duration by default (as DynamicPET; the transformed variables do
+    not have Poisson variance, and long late frames are the least noisy); pass ``weights`` to override
+    (``np.ones(n)`` for kinfitr's unweighted fit). ``k2_ref=None`` omits the ``C_R/k2'`` term (biased
+    unless ``C_T/C_R`` is constant after t*). Methods.md uses t* = 20 min for 60-min scans.
 
     Returns
     -------
@@ -219,8 +220,11 @@ def fit_logan_ref(
     """
     model = "Logan reference"
     k2_value = None if k2_ref is None else _check_k2_ref(k2_ref, model)
-    start, end, target_tac, reference_tac, _, used = _prepare(
-        target, reference, frame_start, frame_end, np.ones(np.size(frame_start)), t_star, model, 2, None
+    if weights is None:
+        start, end = check_frames(frame_start, frame_end, model)
+        weights = end - start
+    start, end, target_tac, reference_tac, w, used = _prepare(
+        target, reference, frame_start, frame_end, weights, t_star, model, 2, None
     )
     n_used = int(used.sum())
     if np.any(target_tac[used] <= 0):
@@ -229,7 +233,7 @@ def fit_logan_ref(
     x_numerator = integrals[:, 0] + (0.0 if k2_value is None else reference_tac / k2_value)
     x = x_numerator[used] / target_tac[used]
     y = integrals[used, 1] / target_tac[used]
-    coefficients = _weighted_regression(np.column_stack((x, np.ones_like(x))), y, np.ones_like(x))
+    coefficients = _weighted_regression(np.column_stack((x, np.ones_like(x))), y, w[used])
     if coefficients is None:
         return LoganResult(math.nan, math.nan, k2_value, float(t_star), n_used, True, "singular regression")
     slope, intercept = (float(value) for value in coefficients)

@@ -92,7 +92,8 @@ class MrtmResult:
     """MRTM (Ichise 2003) linear fit: ``C_T = g1*int C_R + g2*int C_T + g3*C_R``.
 
     ``bp_nd = -(g1/g2 + 1)``, ``k2_ref = g1/g3`` (k2', 1/min), ``r1 = g3``, ``k2 = g1``, ``k2a = -g2``.
-    ``failed`` is True when the regression is singular or ``g2 >= 0`` (no washout: BPND undefined).
+    ``failed`` is True when the regression is singular or ``g2 = 0``; ``message`` warns when
+    ``g2 > 0`` (no washout identified: the DVR ``-g1/g2`` is still reported, as kinfitr does).
     """
 
     bp_nd: float
