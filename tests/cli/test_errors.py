@@ -27,7 +27,9 @@ def dataset(tmp_path, monkeypatch) -> Path:
 
 
 def _run(capsys, *argv: str) -> str:
+    work = Path.cwd() / "work"
     code = main([str(a) for a in argv])
+    assert not work.exists()  # nothing ran: no work directory left behind
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert code == 1, captured.err
@@ -125,3 +127,13 @@ def test_validator_error_our_checks_do_not_cover(dataset, tmp_path, capsys):
     line = _run(capsys, dataset, tmp_path / "out", "participant")
     assert line.startswith("tspo-bids: error: BIDS validation failed (use --skip-bids-validation to bypass): ")
     assert f"{stray}: NOT_INCLUDED" in line
+
+
+def test_unwritable_work_dir(dataset, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+                 "-w", str(blocker / "work")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tspo-bids: error: ")]
+    assert code == 1 and len(errors) == 1
+    assert f"{blocker / 'work'}: cannot create the work directory (Not a directory)" in errors[0]

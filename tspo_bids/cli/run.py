@@ -322,6 +322,11 @@ def run_participant(settings: Settings) -> None:
                time.monotonic() - started)
     write_dataset_description(settings.output_dir, settings.bids_dir, settings)
 
+    try:
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{settings.work_dir}: cannot create the work directory ({error.strerror}); "
+                         "choose another with -w/--work-dir") from error
     from tspo_bids.workflows.base import init_tspo_wf
 
     workflow = init_tspo_wf(runs, settings)
@@ -364,11 +369,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOGGER.info("tspo-bids %s: %s", __version__, settings.command_line)
         LOGGER.info("log file: %s", log_file)
         if settings.analysis_level == "participant":
-            try:
-                settings.work_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise InputError(f"{settings.work_dir}: cannot create the work directory ({error.strerror}); "
-                                 "choose another with -w/--work-dir") from error
             run_participant(settings)
         else:
             run_group_level(settings)
