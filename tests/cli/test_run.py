@@ -110,10 +110,12 @@ def test_failed_node_one_line(dataset, tmp_path, capsys, calls, nprocs):
     work = tmp_path / "w"
     code = main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation", "-w", str(work),
                  "--nprocs", nprocs])
-    lines = capsys.readouterr().err.splitlines()
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
     assert code == 1
     errors = [line for line in lines if line.startswith("tspo-bids: error: ")]
     assert len(errors) == 1 and errors == [lines[-1]]
+    assert "Traceback" not in captured.err + captured.out  # without -v, Nipype's crash report stays in the files
     line = errors[0]
     assert "1 node(s) failed: tspo_bids_wf.sub_02_ses_baseline_wf.table" in line
     assert "ValueError: deliberate failure for sub02sesbaseline" in line
@@ -128,16 +130,19 @@ def test_failed_node_one_line(dataset, tmp_path, capsys, calls, nprocs):
 def test_verbose_logging_goes_to_stderr(dataset, tmp_path, capsys, calls):
     assert main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation",
                  "-w", str(tmp_path / "w"), "--nprocs", "1", "-v"]) == 0
-    err = capsys.readouterr().err
-    assert "PET run sub-01_ses-baseline" in err and "found 2 PET run(s)" in err
+    captured = capsys.readouterr()
+    assert "PET run sub-01_ses-baseline" in captured.err and "found 2 PET run(s)" in captured.err
+    assert '[Node] Executing "table"' in captured.err  # Nipype's messages too, on stderr
+    assert "nipype" not in captured.out
 
 
 def test_quiet_by_default(dataset, tmp_path, capsys, calls):
     assert main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation",
                  "-w", str(tmp_path / "w"), "--nprocs", "1"]) == 0
-    err = capsys.readouterr().err
-    assert "PET run sub-01" not in err  # info hidden
-    assert "found 2 PET run(s)" in err  # progress shown
+    captured = capsys.readouterr()
+    assert "PET run sub-01" not in captured.err  # info hidden
+    assert "found 2 PET run(s)" in captured.err  # progress shown
+    assert "Executing" not in captured.err + captured.out  # Nipype quiet
 
 
 def test_group_level(dataset, tmp_path, monkeypatch):

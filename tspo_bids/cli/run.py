@@ -150,10 +150,12 @@ def _log_name(settings: Settings) -> str:
 def setup_logging(verbose: int, log_dir: Path | None, settings: Settings | None = None) -> Path | None:
     """Console (stderr) and per-process file logging for tspo-bids and Nipype.
 
-    Without ``-v`` the console shows progress lines and warnings; ``-v`` adds info
-    (and Nipype's node-by-node progress), ``-vv`` debug. The log file
-    ``<log_dir>/<sub>[_ses]_<timestamp>_<pid>.log`` is unique per process, so concurrent
-    participant jobs never write into the same file.
+    Without ``-v`` the console shows tspo-bids' progress lines and warnings, and nothing of
+    Nipype (a failed node is reported in one line by :func:`main`); ``-v`` adds info and
+    Nipype's node-by-node messages, ``-vv`` debug. Everything goes to stderr (Nipype's own
+    stdout handler is replaced). The log file ``<log_dir>/<sub>[_ses]_<timestamp>_<pid>.log``
+    gets everything at info level (debug with ``-vv``) and is unique per process, so
+    concurrent participant jobs never write into the same file.
     """
     console_level = PROGRESS if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     file_level = logging.DEBUG if verbose >= 2 else logging.INFO
@@ -173,9 +175,18 @@ def setup_logging(verbose: int, log_dir: Path | None, settings: Settings | None 
     log_file = None
     nipype = logging.getLogger("nipype")
     for handler in list(nipype.handlers):
-        if getattr(handler, "_tspo_bids", False):
+        ours = getattr(handler, "_tspo_bids", False)
+        nipype_console = type(handler) is logging.StreamHandler  # Nipype's own, on stdout
+        if ours or nipype_console:
             nipype.removeHandler(handler)
-            handler.close()
+            if ours:
+                handler.close()
+    if verbose >= 1:
+        nipype.addHandler(console)
+    else:
+        silent = logging.NullHandler()  # also keeps Nipype, if imported later, from adding its stdout handler
+        silent._tspo_bids = True  # type: ignore[attr-defined]
+        nipype.addHandler(silent)
     if log_dir is not None and settings is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         stem = _log_name(settings)
