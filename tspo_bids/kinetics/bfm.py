@@ -26,8 +26,9 @@ from tspo_bids.kinetics.results import BasisMapResult
 
 __all__ = ["srtm_bfm", "srtm2_bfm", "basis_functions", "DEFAULT_CHUNK_VOXELS"]
 
-#: Voxels per chunk: ~50 000 keeps the (voxels x basis) work arrays near 80 MB each.
-DEFAULT_CHUNK_VOXELS = 50_000
+#: Voxels per chunk. The (voxels x basis) score array is then 13 MB and stays in cache: measured
+#: 1.5-2x faster than 50 000-voxel chunks (80 MB arrays) on 2 cores, and memory is bounded either way.
+DEFAULT_CHUNK_VOXELS = 8192
 
 
 def basis_functions(
@@ -104,7 +105,7 @@ def _run_chunks(
         fitted = np.flatnonzero(~is_background)
         if fitted.size == 0:
             continue
-        weighted = block[:, fitted] * sqrt_w[:, None]
+        weighted = (block if fitted.size == block.shape[1] else block[:, fitted]) * sqrt_w[:, None]
         index, chunk_k2a, chunk_r1, chunk_k2, chunk_rss = fit_chunk(weighted)
         basis_index[first + fitted] = index
         k2a[first + fitted] = chunk_k2a
@@ -249,10 +250,11 @@ def srtm_bfm(
 
     def fit_chunk(yw: NDArray[np.float64]) -> tuple[NDArray, ...]:
         q0 = x0 @ yw
-        scores = yw.T @ z  # (voxels, basis): z_j . Yw
-        magnitude = np.abs(scores)
-        index = np.argmax(magnitude, axis=1)
-        rows = np.arange(index.size)
+        scores = yw.T @ z  # (voxels, basis): z_j . Yw; residual of basis j = const - score_j^2
+        rows = np.arange(yw.shape[1])
+        highest = np.argmax(scores, axis=1)
+        lowest = np.argmin(scores, axis=1)  # two arg-passes are cheaper than abs() + one pass
+        index = np.where(scores[rows, highest] >= -scores[rows, lowest], highest, lowest)
         best = scores[rows, index]
         p2 = best / sqrt_d[index]
         p1 = (q0 - b[index] * p2) / a
@@ -262,13 +264,14 @@ def srtm_bfm(
             sub = np.flatnonzero(inadmissible)
             all_p1 = (q0[sub, None] - b[None, :] * scores[sub] / sqrt_d[None, :]) / a
             allowed = (all_p1 > 0) & usable[None, :]
-            masked = np.where(allowed, magnitude[sub], -1.0)
+            masked = np.where(allowed, np.abs(scores[sub]), -1.0)
             index[sub] = np.argmax(masked, axis=1)
             best[sub] = scores[sub, index[sub]]
             p2[sub] = best[sub] / sqrt_d[index[sub]]
             p1[sub] = (q0[sub] - b[index[sub]] * p2[sub]) / a
             none_allowed = sub[~allowed.any(axis=1)]
             index[none_allowed] = -1
+
         def values_at(k: NDArray[np.int64]) -> tuple[NDArray, ...]:
             k = np.clip(k, 0, None)
             score = scores[rows, k]
