@@ -35,6 +35,30 @@ REF_REGION_CHOICES: tuple[str, ...] = ("cerebellum", "svca", "mask")
 DEFAULT_LESION_MIN_VOLUME_MM3 = 27.0
 
 
+class ReadOnlyDict(dict):
+    """A dict that refuses changes but still pickles and deep-copies (Nipype copies node inputs;
+    ``MappingProxyType`` cannot be pickled). Nested dicts are made read-only too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        content = dict(*args, **kwargs)
+        super().__init__({k: ReadOnlyDict(v) if isinstance(v, dict) else v for k, v in content.items()})
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("settings are read-only: build new Settings with dataclasses.replace")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        return ReadOnlyDict, (dict(self),)
+
+    def __copy__(self) -> ReadOnlyDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ReadOnlyDict:
+        return self  # immutable all the way down (values are plain data)
+
+
 @dataclass(frozen=True)
 class TracerPreset:
     """Tracer-specific defaults.
@@ -198,13 +222,13 @@ class Settings:
     session_label: tuple[str, ...] | None = None
     tracer_label: tuple[str, ...] | None = None
     bids_filter: Mapping[str, Any] | None = None
-    derivatives: Mapping[str, Path] = field(default_factory=lambda: MappingProxyType({}))
+    derivatives: Mapping[str, Path] = field(default_factory=ReadOnlyDict)
     skip_bids_validation: bool = False
     nprocs: int = 1
     omp_nthreads: int = 1
     mem_gb: float | None = None
     plugin: Mapping[str, Any] = field(
-        default_factory=lambda: MappingProxyType({"plugin": "Linear", "plugin_args": {}})
+        default_factory=lambda: ReadOnlyDict({"plugin": "Linear", "plugin_args": {}})
     )
     stop_on_first_crash: bool = False
     tracer: str | None = None

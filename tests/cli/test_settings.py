@@ -77,3 +77,29 @@ def test_for_tracer_unknown():
     assert _settings(models=("Logan",), t_star_min=20.0).for_tracer("raclopride", source="x").t_star_min == 20.0
     with pytest.raises(InputError, match="--suvr-window|--tracer"):
         _settings(models=("SUVR",)).for_tracer(None, source="x.json")
+
+
+def test_settings_pickle_and_deepcopy_and_stay_read_only(tmp_path):
+    """Nipype pickles and deep-copies node inputs: Settings must survive both."""
+    import copy
+    import pickle
+
+    from tspo_bids.cli.parser import parse_args
+    from tspo_bids.cli.run import build_settings
+
+    lesions = tmp_path / "lesions"
+    lesions.mkdir()
+    bids_filter = tmp_path / "f.json"
+    bids_filter.write_text('{"t1w": {"acquisition": "mprage"}}')
+    settings = build_settings(parse_args(["/b", "/o", "participant", "-d", f"lesions={lesions}",
+                                          "--bids-filter-file", str(bids_filter), "--nprocs", "2"]))
+    for clone in (pickle.loads(pickle.dumps(settings)), copy.deepcopy(settings)):
+        assert clone == settings
+        assert clone.derivatives == {"lesions": lesions}
+        assert clone.bids_filter["t1w"] == {"acquisition": "mprage"}
+    with pytest.raises(TypeError, match="read-only"):
+        settings.plugin["plugin"] = "Linear"  # type: ignore[index]
+    with pytest.raises(TypeError, match="read-only"):
+        settings.bids_filter["t1w"]["acquisition"] = "x"  # type: ignore[index]
+    with pytest.raises(TypeError, match="read-only"):
+        settings.plugin["plugin_args"].update(n_procs=9)

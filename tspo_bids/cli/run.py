@@ -17,11 +17,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from tspo_bids import __version__
-from tspo_bids.config import Settings
+from tspo_bids.config import ReadOnlyDict, Settings
 from tspo_bids.errors import InputError
 
 LOGGER = logging.getLogger("tspo_bids")
@@ -93,13 +92,13 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
         participant_label=tuple(dict.fromkeys(namespace.participant_label)) if namespace.participant_label else None,
         session_label=tuple(dict.fromkeys(namespace.session_label)) if namespace.session_label else None,
         tracer_label=tuple(dict.fromkeys(namespace.tracer_label)) if namespace.tracer_label else None,
-        bids_filter=MappingProxyType(namespace.bids_filter) if namespace.bids_filter else None,
-        derivatives=MappingProxyType(derivatives),
+        bids_filter=ReadOnlyDict(namespace.bids_filter) if namespace.bids_filter else None,
+        derivatives=ReadOnlyDict(derivatives),
         skip_bids_validation=namespace.skip_bids_validation,
         nprocs=nprocs,
         omp_nthreads=omp_nthreads,
         mem_gb=namespace.mem_gb,
-        plugin=MappingProxyType(plugin),
+        plugin=ReadOnlyDict(plugin),
         stop_on_first_crash=namespace.stop_on_first_crash,
         tracer=namespace.tracer,
         ref_region=namespace.ref_region,
