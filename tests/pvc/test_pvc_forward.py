@@ -26,9 +26,23 @@ def _model(phantom, sample_order=3, pet_shape=(27, 27, 27)):
 @pytest.mark.parametrize("pet_shape", [(27, 27, 27), (18, 27, 27)])  # second: the PET FOV cuts the head
 def test_fast_pet_grid_gtm_equals_generic_forward(phantom, sample_order, pet_shape):
     model = _model(phantom, sample_order, pet_shape)
-    generic = gtm_matrix(phantom.labels, PSF_FWHM_MM, VOXEL_MM, forward=model, dtype=np.float64)
+    generic = gtm_matrix(phantom.labels, PSF_FWHM_MM, VOXEL_MM, forward=lambda image: model(image), dtype=np.float64)
     fast = gtm_matrix_pet_grid(phantom.labels, model, dtype=np.float64)
     np.testing.assert_allclose(fast, generic, rtol=0, atol=1e-10)
+    # gtm_matrix takes the fast path for a model that offers it
+    np.testing.assert_array_equal(gtm_matrix(phantom.labels, PSF_FWHM_MM, VOXEL_MM, forward=model, dtype=np.float64),
+                                  fast)
+
+
+def test_pull_matrix_built_in_region_groups_is_the_same(phantom, monkeypatch):
+    from tspo_bids.pvc import forward
+
+    model = _model(phantom)
+    whole = gtm_matrix_pet_grid(phantom.labels, model, dtype=np.float64)
+    monkeypatch.setattr(forward, "_DENSE_LIMIT", 2 * 27**3)  # two regions per group
+    monkeypatch.setattr(forward, "_VOXEL_BLOCK", 1000)  # and many voxel blocks
+    np.testing.assert_allclose(gtm_matrix_pet_grid(phantom.labels, model, dtype=np.float64), whole,
+                               rtol=0, atol=1e-12)
 
 
 def test_gtm_with_pet_voxelisation_recovers_truth(phantom):
@@ -62,5 +76,7 @@ def test_model_steps_and_validation(phantom):
         PetGridModel(5.0, (4, 4, 4), np.eye(4), (4, 4, 4), np.eye(4), sample_order=2)
     with pytest.raises(ValueError, match="4x4"):
         PetGridModel(5.0, (4, 4, 4), np.eye(3), (4, 4, 4), np.eye(4))
+    with pytest.raises(ValueError, match="differs"):
+        gtm_matrix(phantom.labels, PSF_FWHM_MM + 1.0, VOXEL_MM, forward=model)
     with pytest.raises(ValueError, match="T1w grid"):
         gtm_matrix_pet_grid(np.ones((5, 5, 5), int), model)

@@ -91,6 +91,21 @@ def test_iterative_yang_converges_towards_truth(phantom):
     assert errors[100].max() < 1e-3
 
 
+def test_rbv_guard_leaves_unsupported_voxels_uncorrected():
+    # two regions far apart; region 2 is truly empty, so the blurred synthetic image is exactly 0 over it
+    labels = np.zeros((40, 8, 8), np.int32)
+    labels[2:8, 2:6, 2:6] = 1
+    labels[30:36, 2:6, 2:6] = 2
+    truth = synthetic_image(labels, np.array([3.0, 0.0]))
+    measured = gaussian_psf_blur(truth, 4.0, 2.0)
+    measured[labels == 2] = 0.05  # background counts the model does not explain
+    corrected = rbv_correct(measured, labels, 4.0, 2.0, np.array([3.0, 0.0]), dtype=np.float64)
+    assert np.all(np.isfinite(corrected))
+    np.testing.assert_allclose(corrected[labels == 1], 3.0, rtol=1e-9)
+    np.testing.assert_array_equal(corrected[labels == 2], 0.05)  # ratio 1 where PSF * S is 0
+    assert np.all(corrected[labels == 0] == 0.0)
+
+
 def test_rbv_invalid_inputs(phantom):
     with pytest.raises(InputError, match="--pvc-psf"):
         rbv_correct(phantom.blurred_series, phantom.labels, 0.0, VOXEL_MM)

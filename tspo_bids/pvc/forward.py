@@ -43,6 +43,9 @@ _SPLINE_MARGIN = 14
 #: T1w voxels per block when building the pull matrix (bounds temporary memory).
 _VOXEL_BLOCK = 1 << 20
 
+#: Largest dense accumulator (entries, float64) when building the pull matrix: 256 MiB.
+_DENSE_LIMIT = 1 << 25
+
 
 def _matrix(values: ArrayLike | None) -> NDArray[np.float64]:
     matrix = np.eye(4) if values is None else np.asarray(values, dtype=float)
@@ -136,36 +139,55 @@ class PetGridModel:
         """The whole model on a T1w-grid image (a :data:`tspo_bids.pvc.gtm.ForwardModel`)."""
         return self.to_t1w_grid(self.to_pet_grid(image))
 
+    def gtm_matrix(self, regions: ArrayLike | Sequence[ArrayLike], *,
+                   dtype: type[np.floating] = np.float32) -> NDArray[np.float64]:
+        """``G`` through this model (:func:`gtm_matrix_pet_grid`); used by ``gtm_matrix(..., forward=self)``."""
+        return gtm_matrix_pet_grid(regions, self, dtype=dtype)
+
 
 def _pull_matrix(labels: NDArray[np.int32], model: PetGridModel, n_regions: int) -> sparse.csr_matrix:
-    """Sparse ``(n_regions, n_pet_voxels)``: regional means of the trilinear PET -> T1w resampling."""
+    """Sparse ``(n_regions, n_pet_voxels)``: regional means of the trilinear PET -> T1w resampling.
+
+    Row ``i`` holds, for every PET voxel, the summed trilinear weight it gives the T1w voxels of
+    region ``i``, divided by the region's voxel count. Built with dense ``np.bincount`` over groups
+    of regions (at most ``_DENSE_LIMIT`` accumulator entries at a time).
+    """
     counts = _region_counts(labels, n_regions)
     mapping = model.t1w_voxel_in_pet_voxel
     pet_shape = np.asarray(model.pet_shape)
+    n_pet = int(np.prod(pet_shape))
+    strides = np.array([pet_shape[1] * pet_shape[2], pet_shape[2], 1])
     flat_labels = labels.ravel()
     labelled = np.flatnonzero(flat_labels)
-    rows, columns, weights = [], [], []
-    for start in range(0, labelled.size, _VOXEL_BLOCK):
-        flat_index = labelled[start : start + _VOXEL_BLOCK]
-        ijk = np.stack(np.unravel_index(flat_index, labels.shape)).astype(float)
-        pet_ijk = mapping[:3, :3] @ ijk + mapping[:3, 3:4]
-        # scipy's mode="constant" at order 1: 0 for points outside [0, n - 1] on any axis
-        inside = np.all((pet_ijk >= 0) & (pet_ijk <= (pet_shape - 1)[:, None]), axis=0)
-        pet_ijk, region = pet_ijk[:, inside], flat_labels[flat_index[inside]]
-        lower = np.minimum(np.floor(pet_ijk).astype(np.int64), (pet_shape - 2)[:, None])
-        fraction = pet_ijk - lower
-        for corner in np.ndindex(2, 2, 2):
-            offset = np.asarray(corner)[:, None]
-            weight = np.prod(np.where(offset == 1, fraction, 1.0 - fraction), axis=0)
-            corner_ijk = lower + offset
-            columns.append(np.ravel_multi_index(tuple(corner_ijk), model.pet_shape))
-            rows.append(region - 1)
-            weights.append(weight / counts[region])
-    pull = sparse.coo_matrix(
-        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(columns))),
-        shape=(n_regions, int(np.prod(model.pet_shape))),
-    )
-    return pull.tocsr()  # duplicates summed
+    labelled = labelled[np.argsort(flat_labels[labelled], kind="stable")]  # grouped by region
+    region_end = np.cumsum(counts[1:])
+    group_size = max(1, _DENSE_LIMIT // n_pet)
+    rows = []
+    for first in range(1, n_regions + 1, group_size):
+        last = min(first + group_size - 1, n_regions)
+        start = 0 if first == 1 else int(region_end[first - 2])
+        stop = int(region_end[last - 1])
+        accumulator = np.zeros((last - first + 1) * n_pet)
+        for block_start in range(start, stop, _VOXEL_BLOCK):
+            flat_index = labelled[block_start : min(block_start + _VOXEL_BLOCK, stop)]
+            ijk = np.stack(np.unravel_index(flat_index, labels.shape)).astype(float)
+            pet_ijk = mapping[:3, :3] @ ijk + mapping[:3, 3:4]
+            # scipy's mode="constant" at order 1: 0 for points outside [0, n - 1] on any axis
+            inside = np.all((pet_ijk >= 0) & (pet_ijk <= (pet_shape - 1)[:, None]), axis=0)
+            pet_ijk = pet_ijk[:, inside]
+            region = flat_labels[flat_index[inside]]
+            lower = np.minimum(np.floor(pet_ijk).astype(np.int64), (pet_shape - 2)[:, None])
+            upper_weight = pet_ijk - lower
+            axis_weights = ((1.0 - upper_weight[0], upper_weight[0]), (1.0 - upper_weight[1], upper_weight[1]),
+                            (1.0 - upper_weight[2], upper_weight[2]))
+            base = (region - first) * n_pet + strides @ lower
+            scale = 1.0 / counts[region]
+            for a, b, c in np.ndindex(2, 2, 2):
+                weight = axis_weights[0][a] * axis_weights[1][b] * axis_weights[2][c] * scale
+                offset = a * strides[0] + b * strides[1] + c
+                accumulator += np.bincount(base + offset, weights=weight, minlength=accumulator.size)
+        rows.append(sparse.csr_matrix(accumulator.reshape(last - first + 1, n_pet)))
+    return sparse.vstack(rows, format="csr")
 
 
 def gtm_matrix_pet_grid(

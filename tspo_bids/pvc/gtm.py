@@ -259,6 +259,8 @@ def gtm_matrix(
         T1w-grid image to what the pipeline would measure on the T1w grid (e.g. PSF blur ->
         sampling onto the PET grid -> resampling back), so the PET voxelisation is part of the
         model. It must be linear and *include* the PSF; ``fwhm_mm`` is then only validated.
+        A forward with a ``gtm_matrix(labels, dtype=...)`` method (e.g.
+        :class:`tspo_bids.pvc.forward.PetGridModel`) computes ``G`` itself, faster.
     dtype
         Floating type of the blurred masks (float32: half the memory and faster; G itself is
         accumulated in float64).
@@ -279,6 +281,11 @@ def gtm_matrix(
     """
     fwhm = validate_psf(fwhm_mm)
     labels = as_label_image(regions)
+    fast_path = getattr(forward, "gtm_matrix", None)
+    if fast_path is not None:
+        if tuple(getattr(forward, "fwhm_mm")) != fwhm:
+            raise ValueError(f"fwhm_mm {fwhm} differs from the forward model's {getattr(forward, 'fwhm_mm')}")
+        return np.asarray(fast_path(labels, dtype=dtype), dtype=float)
     n_regions = int(labels.max(initial=0))
     counts = _region_counts(labels, n_regions)
     matrix = np.empty((n_regions, n_regions))
