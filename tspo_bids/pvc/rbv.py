@@ -36,7 +36,9 @@ LOGGER = logging.getLogger(__name__)
 DEFAULT_EPS = 1e-6
 
 
-def synthetic_image(labels: ArrayLike, values: ArrayLike, dtype: type[np.floating] = np.float64) -> NDArray[np.floating]:
+def synthetic_image(
+    labels: ArrayLike, values: ArrayLike, dtype: type[np.floating] = np.float64
+) -> NDArray[np.floating]:
     """Piecewise-constant image(s) ``S = sum_j values[j] mask_j``.
 
     Parameters
@@ -209,6 +211,10 @@ def iterative_yang(
     synthetic image of the regional means of ``f(k)``, at most ``n_iterations`` times or until the
     largest relative change of any regional value is below ``tolerance``. Parameters as for
     :func:`rbv_correct`.
+
+    Convergence is linear and slowest for small cold regions: on the 48^3 test phantom (5 mm PSF)
+    the target regions are within 2 % of truth after 10 iterations (the default, as in PETPVC)
+    but CSF is still 73 % off; after 100 iterations every region is within 0.02 %.
 
     Returns
     -------
