@@ -119,7 +119,8 @@ def random_deformation(rng: np.random.Generator, template: Template, *,
     spacing_mm = 4.0
     coarse = Grid.covering(subject_points.min(0) - 30, subject_points.max(0) + 30, spacing_mm)
     noise = rng.standard_normal((3,) + coarse.shape)
-    field = np.stack([ndimage.gaussian_filter(n, smoothness_mm / spacing_mm, mode="nearest")
+    # periodic boundaries keep the smoothed noise stationary up to the edges of the field
+    field = np.stack([ndimage.gaussian_filter(n, smoothness_mm / spacing_mm, mode="wrap")
                       for n in noise])
     inner = tuple(slice(int(30 / spacing_mm), -int(30 / spacing_mm)) for _ in range(3))
     rms = np.sqrt((field[(slice(None),) + inner] ** 2).mean())

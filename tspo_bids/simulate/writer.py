@@ -71,8 +71,8 @@ def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray, dtype: type = n
         img.header.set_slope_inter(float(slope), 0.0)
     else:
         img.header.set_slope_inter(1.0, 0.0)
-    # maximum compression, and no timestamp so equal data give byte-identical files
-    Path(path).write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
+    # no timestamp, so equal data give byte-identical files (level 9 gains <1 % at 3x the time)
+    Path(path).write_bytes(gzip.compress(img.to_bytes(), compresslevel=6, mtime=0))
     return Path(path)
 
 
