@@ -72,25 +72,37 @@ class _SegmentOutputSpec(TraitedSpec):
 
 
 class SegmentTissues(SimpleInterface):
-    """Three-class tissue segmentation of the bias-corrected T1w."""
+    """Three-class tissue segmentation of the bias-corrected T1w, as partial-volume fractions.
+
+    Atropos (k-means initialised, MRF-regularised) classifies the brain; its class medians
+    seed a mixel-model fit of the intensity histogram (tspo_bids.anat.pve), whose pure-class
+    means give every voxel's CSF/GM/WM fractions. ``probseg`` outputs are those fractions
+    and ``dseg`` their argmax, so region thresholds (``p_GM >= 0.5``) mean tissue content.
+    """
 
     input_spec = _SegmentInputSpec
     output_spec = _SegmentOutputSpec
 
     def _run_interface(self, runtime):
         from tspo_bids.anat.preprocess import segment_tissues
+        from tspo_bids.anat.pve import TISSUES, fit_mixel_model, partial_volume_fractions
 
         t1w = nib.load(self.inputs.t1w_preproc)
-        mask = nib.load(self.inputs.brain_mask)
-        tissues = segment_tissues(t1w, mask, n_threads=self.inputs.num_threads)
-        cwd = Path(runtime.cwd)
-        for name in ("gm", "wm", "csf"):
-            self._results[f"{name}_prob"] = save_like(
-                np.asarray(tissues[name].dataobj), t1w, cwd / f"{name}_prob.nii.gz"
-            )
-        self._results["dseg"] = save_like(
-            np.asarray(tissues["dseg"].dataobj), t1w, cwd / "dseg.nii.gz", dtype=np.uint8
+        mask = np.asarray(nib.load(self.inputs.brain_mask).dataobj) > 0
+        intensity = np.asarray(t1w.get_fdata(dtype=np.float32))
+        atropos = np.asarray(segment_tissues(t1w, nib.load(self.inputs.brain_mask),
+                                             n_threads=self.inputs.num_threads)["dseg"].dataobj)
+        class_medians = tuple(float(np.median(intensity[mask & (atropos == label)]))
+                              for label in (1, 2, 3))
+        fractions = partial_volume_fractions(
+            intensity, mask, fit_mixel_model(intensity[mask], initial_means=class_medians)
         )
+        cwd = Path(runtime.cwd)
+        for name in TISSUES:
+            self._results[f"{name}_prob"] = save_like(fractions[name], t1w, cwd / f"{name}_prob.nii.gz")
+        stack = np.stack([fractions[name] for name in TISSUES], axis=-1)
+        dseg = np.where(mask, np.argmax(stack, axis=-1) + 1, 0)
+        self._results["dseg"] = save_like(dseg, t1w, cwd / "dseg.nii.gz", dtype=np.uint8)
         return runtime
 
 
