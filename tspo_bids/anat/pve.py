@@ -13,7 +13,8 @@ intensity is ``a*mu_k + (1-a)*mu_l + noise`` with the fraction ``a`` uniform on 
 With the pure-class means known, each voxel's fractions follow by linear unmixing between
 the two adjacent classes its intensity lies between.
 
-Limitation: unmixing is voxelwise and unregularised, so noise in a pure voxel can only move
+Limitations: only adjacent classes mix (CSF|GM, GM|WM, the layering of cortex); where CSF
+touches WM directly (ventricle walls) a half-and-half voxel reads as GM. Unmixing is voxelwise and unregularised, so noise in a pure voxel can only move
 its fractions towards the neighbouring class; the rarest class (CSF inside the brain) is
 under-counted by some percent at typical T1w noise. Thresholded masks (``>= 0.5``) are
 affected least, and they are what the region definitions use.
