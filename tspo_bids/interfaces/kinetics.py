@@ -14,6 +14,7 @@ from nipype.interfaces.base import (
     OutputMultiObject,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -63,7 +64,7 @@ class _FitRegionalModelsInputSpec(BaseInterfaceInputSpec):
     metadata = traits.Dict(mandatory=True, desc="PET JSON sidecar")
     reference_region = traits.Str(mandatory=True, desc="column of the reference TAC")
     models = traits.List(traits.Str, ["SRTM"], usedefault=True)
-    t_star_min = traits.Float(20.0, usedefault=True, desc="Logan/MRTM start of linear phase (min)")
+    t_star_min = traits.Float(desc="Logan start of the linear phase (min from injection)")
     suvr_window_min = traits.Tuple(traits.Float, traits.Float, desc="SUVR window (min from injection)")
     weights_region = traits.Str("wholebrain", usedefault=True, desc="TAC used for the frame weights")
 
@@ -86,7 +87,8 @@ class FitRegionalModels(SimpleInterface):
         table = pd.read_csv(self.inputs.tacs_file, sep="\t", na_values="n/a")
         timing = FrameTiming.from_bids(self.inputs.metadata, n_volumes=len(table))
         tacs = {c: table[c].to_numpy(float) for c in table.columns if c not in ("frame_start", "frame_end")}
-        window = tuple(self.inputs.suvr_window_min) if self.inputs.suvr_window_min else None
+        window = tuple(self.inputs.suvr_window_min) if isdefined(self.inputs.suvr_window_min) else None
+        t_star = self.inputs.t_star_min if isdefined(self.inputs.t_star_min) else None
         files, names = [], []
         for model in self.inputs.models:
             rows = fit_regions(
@@ -95,7 +97,7 @@ class FitRegionalModels(SimpleInterface):
                 reference=self.inputs.reference_region,
                 timing=timing,
                 weights_region=self.inputs.weights_region,
-                t_star_min=self.inputs.t_star_min,
+                t_star_min=t_star,
                 suvr_window_min=window,
             )
             out = Path(runtime.cwd) / f"model-{model}_kinpar.tsv"

@@ -31,6 +31,8 @@ def _mrtm(target, reference, timing, weights, t_star_min, **_):
 def _logan(target, reference, timing, weights, t_star_min, k2_ref, **_):
     from tspo_bids.kinetics import fit_logan_ref
 
+    if t_star_min is None:
+        raise InputError("Logan needs t*: give --t-star MINUTES (or a tracer with a preset)")
     return fit_logan_ref(target, reference, timing.start_min, timing.end_min, t_star=t_star_min, k2_ref=k2_ref)
 
 
@@ -107,7 +109,7 @@ def fit_regions(
     reference: str,
     timing: Any,
     weights_region: str | None = "wholebrain",
-    t_star_min: float = 20.0,
+    t_star_min: float | None = None,
     suvr_window_min: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Fit ``model`` to every region's TAC against the reference TAC.
@@ -125,8 +127,8 @@ def fit_regions(
     weights_region : str or None
         Region whose TAC gives the Poisson frame weights (methods §1); None for the
         model's default weighting.
-    t_star_min : float
-        Start of the linear phase for Logan (minutes).
+    t_star_min : float or None
+        Start of the linear phase for Logan (minutes); needed by Logan only.
     suvr_window_min : (float, float) or None
         SUVR averaging window (minutes from injection).
 

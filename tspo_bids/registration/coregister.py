@@ -41,6 +41,7 @@ def rigid_register(
     convergence_threshold: float = 1e-6,
     convergence_window: int = 10,
     sampling_rate: float = 0.15,
+    fixed_voxel_mm: float | None = 2.0,
     n_threads: int = 1,
     random_seed: int | None = DEFAULT_RANDOM_SEED,
 ) -> np.ndarray:
@@ -69,6 +70,12 @@ def rigid_register(
         ``convergence_window`` iterations falls below the threshold.
     sampling_rate : float
         Fraction of fixed voxels sampled by the metric when not ``dense``.
+    fixed_voxel_mm : float or None
+        When the fixed grid is finer than this (mm), the optimisation runs on the
+        fixed image resampled (linear) to this isotropic voxel size. The result is a
+        world matrix, so it applies unchanged to the full-resolution grid; rigid
+        registration stays sub-voxel (~0.1-0.2 mm on the test cases) at a fraction
+        of the cost of a 1 mm or 1.5 mm grid. ``None`` keeps the native grid.
     n_threads : int
         ITK threads (see :func:`~tspo_bids.registration.transforms.set_ants_threads`).
     random_seed : int or None
@@ -91,10 +98,16 @@ def rigid_register(
     fixed_img, moving_img = as_nifti(fixed), as_nifti(moving)
     fixed_ants = nifti_to_ants(fixed_img)
     moving_ants = nifti_to_ants(moving_img)
+    coarsen = fixed_voxel_mm is not None and min(fixed_img.header.get_zooms()[:3]) < fixed_voxel_mm - 1e-6
+    if coarsen:
+        fixed_ants = ants.resample_image(fixed_ants, (float(fixed_voxel_mm),) * 3, use_voxels=False, interp_type=0)
     masks = {}
     if fixed_mask is not None:
         mask_img = as_nifti(fixed_mask)
-        masks["mask"] = nifti_to_ants(mask_img, (np.asarray(mask_img.dataobj) > 0).astype(np.float32))
+        mask_ants = nifti_to_ants(mask_img, (np.asarray(mask_img.dataobj) > 0).astype(np.float32))
+        if coarsen or mask_img.shape[:3] != fixed_img.shape[:3]:
+            mask_ants = ants.resample_image_to_target(mask_ants, fixed_ants, interp_type="nearestNeighbor")
+        masks["mask"] = mask_ants
     if moving_mask is not None:
         mask_img = as_nifti(moving_mask)
         masks["moving_mask"] = nifti_to_ants(

@@ -14,7 +14,7 @@ def init_modelling_wf(
     metadata: dict,
     reference_region: str,
     models: Sequence[str],
-    t_star_min: float,
+    t_star_min: float | None,
     suvr_window_min: tuple[float, float] | None,
     name: str = "modelling_wf",
 ) -> pe.Workflow:
@@ -28,8 +28,8 @@ def init_modelling_wf(
         Name of the reference region among the region masks.
     models : sequence of str
         Models to fit (names of ``tspo_bids.pet.models.MODELS``).
-    t_star_min : float
-        Logan t* (minutes).
+    t_star_min : float or None
+        Logan t* (minutes); None when no model needs it.
     suvr_window_min : (float, float) or None
         SUVR window (minutes from injection).
 
@@ -52,10 +52,11 @@ def init_modelling_wf(
     outputnode = pe.Node(IdentityInterface(fields=["tacs_file", "kinpar_files", "model_names"]), name="outputnode")
     tacs = pe.Node(ExtractTacs(metadata=metadata), name="regional_tacs", mem_gb=2.0)
     fit = pe.Node(
-        FitRegionalModels(metadata=metadata, reference_region=reference_region, models=list(models),
-                          t_star_min=t_star_min),
+        FitRegionalModels(metadata=metadata, reference_region=reference_region, models=list(models)),
         name="regional_models",
     )
+    if t_star_min is not None:
+        fit.inputs.t_star_min = float(t_star_min)
     if suvr_window_min is not None:
         fit.inputs.suvr_window_min = tuple(suvr_window_min)
 

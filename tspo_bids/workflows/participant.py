@@ -9,7 +9,6 @@ from typing import Any
 from nipype.pipeline import engine as pe
 
 from tspo_bids import __version__
-from tspo_bids.config import resolve_tracer
 from tspo_bids.pet.models import canonical_model_name
 from tspo_bids.anat.regions import REFERENCE_REGION
 from tspo_bids.interfaces.bids import DerivativesDataSink
@@ -34,35 +33,18 @@ class Output:
     needs_flair: bool = False
 
 
-@dataclass(frozen=True)
-class ModelOptions:
-    """Model options resolved for one PET run (command line, else tracer preset)."""
+def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
+    """The table of participant derivatives (names follow ../shared/conventions.md).
 
-    models: tuple[str, ...]
-    reference_region: str
-    t_star_min: float
-    suvr_window_min: tuple[float, float]
-
-
-def resolve_model_options(metadata: dict, settings: Any, source: str) -> ModelOptions:
-    """Resolve models, reference, t* and SUVR window for one run."""
-    preset = resolve_tracer(metadata.get("TracerName"), getattr(settings, "tracer", None), source=source)
-    return ModelOptions(
-        models=tuple(canonical_model_name(m) for m in (getattr(settings, "models", None) or ["srtm"])),
-        reference_region=settings_reference(settings),
-        t_star_min=float(getattr(settings, "t_star_min", None) or preset.t_star_min),
-        suvr_window_min=tuple(getattr(settings, "suvr_window_min", None) or preset.suvr_window_min),
-    )
-
-
-def _outputs(metadata: dict, settings: Any, options: ModelOptions) -> list[Output]:
-    """The table of participant derivatives (names follow ../shared/conventions.md)."""
+    ``t1w_reference`` is the BIDS URI of the raw T1w whose grid defines ``space-T1w``.
+    """
     preproc_pet_meta = {
         **{k: metadata[k] for k in ("TracerName", "TracerRadionuclide", "InjectedRadioactivity",
                                     "InjectedRadioactivityUnits", "Units", "FrameTimesStart",
                                     "FrameDuration", "InjectionStart", "TimeZero") if k in metadata},
         "ImageDecayCorrected": True,
         "ImageDecayCorrectionTime": metadata.get("InjectionStart", 0),
+        "SkullStripped": False,
         "Description": "Decay-corrected to injection and frame-wise rigid motion-corrected PET (native space).",
     }
     tacs_meta = {
@@ -72,20 +54,20 @@ def _outputs(metadata: dict, settings: Any, options: ModelOptions) -> list[Outpu
         "Units": metadata.get("Units", "kBq/mL"),
         "ImageDecayCorrected": True,
         "ImageDecayCorrectionTime": metadata.get("InjectionStart", 0),
-        "ReferenceRegion": options.reference_region,
+        "ReferenceRegion": settings_reference(settings),
         "frame_start": {"Description": "Frame start relative to TimeZero", "Units": "s"},
         "frame_end": {"Description": "Frame end relative to TimeZero", "Units": "s"},
         "Description": "Mean activity in each T1w-space region of the PET resampled to T1w, every frame.",
     }
     kinpar_meta = {
-        "ReferenceRegion": options.reference_region,
+        "ReferenceRegion": settings_reference(settings),
         "SoftwareName": "tspo-bids",
         "SoftwareVersion": __version__,
         "CommandLine": getattr(settings, "command_line", ""),
         "TracerName": metadata.get("TracerName"),
         "AdditionalModelDetails": {
-            "t_star_min": options.t_star_min,
-            "suvr_window_min": list(options.suvr_window_min),
+            "t_star_min": settings.t_star_min,
+            "suvr_window_min": list(settings.suvr_window_min) if settings.suvr_window_min else None,
             "weights": "Poisson frame weights from the whole-brain TAC (dur / (C_wb * DCF))",
         },
         "BPND": {"Description": "Non-displaceable binding potential", "Units": "unitless"},
@@ -95,7 +77,7 @@ def _outputs(metadata: dict, settings: Any, options: ModelOptions) -> list[Outpu
     }
     return [
         Output("anat", "t1w_preproc", "t1w", "anat", "T1w", {"desc": "preproc"},
-               {"Description": "N4 bias-field corrected T1w"}),
+               {"Description": "N4 bias-field corrected T1w", "SkullStripped": False}),
         Output("anat", "brain_mask", "t1w", "anat", "mask", {"desc": "brain"}, {"Type": "Brain"}),
         Output("anat", "dseg", "t1w", "anat", "dseg", {},
                {"Labels": {"1": "CSF", "2": "GM", "3": "WM"}}),
@@ -111,6 +93,8 @@ def _outputs(metadata: dict, settings: Any, options: ModelOptions) -> list[Outpu
         Output("anat", "region_table", "t1w", "anat", "morph", {"seg": "tspo"},
                {"volume_mm3": {"Description": "Region volume", "Units": "mm^3"}}),
         Output("anat", "flair_t1w", "t1w", "anat", "FLAIR", {"space": "T1w", "desc": "preproc"},
+               {"SkullStripped": False, "SpatialReference": t1w_reference,
+                "Description": "FLAIR rigidly registered and resampled to the T1w grid"},
                needs_flair=True),
         Output("anat", "flair_xfm", "t1w", "anat", "xfm", {"from_": "FLAIR", "to": "T1w", "mode": "image"},
                needs_flair=True),
@@ -151,6 +135,8 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         DerivativesDataSink into ``settings.output_dir``.
     """
     name = name or f"{run.label.replace('-', '_')}_wf"
+    # tracer preset (t*, SUVR window) of this run's sidecar, unless options override it
+    settings = settings.for_tracer(run.metadata.get("TracerName"), source=str(run.sidecar_file))
     workflow = pe.Workflow(name=name)
     omp = max(1, int(getattr(settings, "omp_nthreads", 1) or 1))
     metadata = dict(run.metadata)
@@ -162,13 +148,12 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         anat_wf.inputs.inputnode.flair_file = str(run.flair_file)
     pet_wf = init_pet_wf(metadata, omp_nthreads=omp)
     pet_wf.inputs.inputnode.pet_file = str(run.pet_file)
-    options = resolve_model_options(metadata, settings, source=Path(run.sidecar_file).name)
     modelling_wf = init_modelling_wf(
         metadata,
-        reference_region=options.reference_region,
-        models=options.models,
-        t_star_min=options.t_star_min,
-        suvr_window_min=options.suvr_window_min,
+        reference_region=settings_reference(settings),
+        models=[canonical_model_name(m) for m in settings.models],
+        t_star_min=settings.t_star_min,
+        suvr_window_min=settings.suvr_window_min,
     )
     workflow.connect([
         (anat_wf, pet_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
@@ -180,7 +165,8 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
 
     sources = {"t1w": str(run.t1w_file), "pet": str(run.pet_file)}
     producers = {"anat": anat_wf, "pet": pet_wf, "modelling": modelling_wf}
-    for output in _outputs(metadata, settings, options):
+    t1w_reference = "bids::" + Path(run.t1w_file).relative_to(settings.bids_dir).as_posix()
+    for output in _outputs(metadata, settings, t1w_reference):
         if output.needs_flair and run.flair_file is None:
             continue
         sink_inputs = dict(

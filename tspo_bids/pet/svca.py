@@ -1,0 +1,396 @@
+"""Supervised cluster analysis (SVCA4) reference region for TSPO PET.
+
+Turkheimer et al. 2007 J Nucl Med 48:158; Boellaard et al. 2008; Yaqub et al. 2012 JCBFM 32:1600
+(methods.md section 3), implemented from the papers (the public MATLAB code has no licence):
+
+1. :func:`normalise_tacs`: z-score every frame across the brain voxels (removes the global scale
+   of each frame, so classes transfer between subjects and injected doses).
+2. :func:`build_svca_classes`: four kinetic classes from healthy controls' normalised TACs:
+   grey matter (``p_GM > 0.9``), white matter (``p_WM > 0.9``), high binding (thalamus) and blood
+   (mean of the 40 hottest brain voxels over the frames ending before 1.5 min), averaged over the
+   controls. :func:`interpolate_classes` maps them to a subject's frame mid-times.
+3. :func:`gm_fraction`: per voxel, non-negative least squares of its normalised TAC onto the classes,
+   solved exactly by enumerating every non-empty subset of classes (15 for four classes), vectorised
+   over voxels; ``GMfrac = b_GM / sum(b)``.
+4. :func:`svca_reference`: reference voxels have ``GMfrac > 0.9`` inside ``p_GM > 0.9``; the reference
+   TAC is the mean of their *raw* TACs.
+
+Arrays are ``(n_frames, n_voxels)`` (voxels of the brain mask, flattened); times are minutes from
+injection; activities keep the dataset's unit (kBq/mL). No file I/O.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from tspo_bids.errors import InputError
+
+__all__ = [
+    "SVCA_CLASSES",
+    "SvcaControl",
+    "normalise_tacs",
+    "build_svca_classes",
+    "interpolate_classes",
+    "nnls_coefficients",
+    "gm_fraction",
+    "svca_reference",
+]
+
+#: Kinetic class names, in column order (GM first: ``GMfrac`` is column 0 over the sum).
+SVCA_CLASSES: tuple[str, ...] = ("gm", "wm", "highbinding", "blood")
+
+#: Default number of voxels processed at once by the NNLS (bounds memory).
+DEFAULT_CHUNK_VOXELS = 50_000
+
+
+@dataclass(frozen=True)
+class SvcaControl:
+    """One healthy control's input to :func:`build_svca_classes`.
+
+    Attributes
+    ----------
+    normalised_tacs
+        ``(n_frames, n_voxels)`` output of :func:`normalise_tacs` over the control's brain voxels.
+    gm_prob, wm_prob
+        ``(n_voxels,)`` grey- and white-matter probabilities of the same voxels.
+    thalamus_mask
+        ``(n_voxels,)`` boolean, thalamus voxels (the high-binding class).
+    frame_end_min
+        ``(n_frames,)`` frame end times, minutes from injection.
+    """
+
+    normalised_tacs: ArrayLike
+    gm_prob: ArrayLike
+    wm_prob: ArrayLike
+    thalamus_mask: ArrayLike
+    frame_end_min: ArrayLike
+
+
+def _as_tacs(values: ArrayLike, name: str) -> NDArray[np.float64]:
+    tacs = np.asarray(values, dtype=float)
+    if tacs.ndim == 1:
+        tacs = tacs[:, None]
+    if tacs.ndim != 2:
+        raise InputError(f"{name} must be (n_frames, n_voxels), got shape {tacs.shape}")
+    if not np.all(np.isfinite(tacs)):
+        raise InputError(f"{name} contains non-finite values; mask the brain and check the PET series")
+    return tacs
+
+
+def normalise_tacs(voxel_tacs: ArrayLike) -> NDArray[np.float64]:
+    """Z-score each frame across voxels: ``(C[f, v] - mean_v C[f]) / sd_v C[f]``.
+
+    Parameters
+    ----------
+    voxel_tacs
+        ``(n_frames, n_voxels)`` voxel TACs of the brain mask (kBq/mL, any unit).
+
+    Returns
+    -------
+    ndarray, shape (n_frames, n_voxels)
+        Normalised TACs (unitless). A frame with no spread across voxels (e.g. before the tracer
+        arrives) is set to 0 rather than NaN.
+
+    Raises
+    ------
+    InputError
+        Non-finite values, fewer than 2 voxels, or a wrong shape.
+    """
+    tacs = _as_tacs(voxel_tacs, "voxel TACs")
+    if tacs.shape[1] < 2:
+        raise InputError(f"SVCA normalisation needs at least 2 voxels, got {tacs.shape[1]}")
+    mean = tacs.mean(axis=1, keepdims=True)
+    sd = tacs.std(axis=1, keepdims=True)
+    flat = sd <= 1e-12 * np.maximum(np.abs(mean), 1.0)
+    return np.where(flat, 0.0, (tacs - mean) / np.where(flat, 1.0, sd))
+
+
+def _control_field(value: ArrayLike, n_voxels: int, index: int, name: str) -> NDArray:
+    array = np.asarray(value).ravel()
+    if array.size != n_voxels:
+        raise InputError(f"SVCA control {index}: {name} has {array.size} voxels but its TACs have {n_voxels}")
+    return array
+
+
+def build_svca_classes(
+    controls: Sequence[SvcaControl | tuple],
+    *,
+    gm_threshold: float = 0.9,
+    wm_threshold: float = 0.9,
+    n_blood_voxels: int = 40,
+    blood_window_end_min: float = 1.5,
+    frame_tolerance_min: float = 1e-3,
+) -> NDArray[np.float64]:
+    """Kinetic classes GM, WM, high binding and blood, averaged over healthy controls.
+
+    Parameters
+    ----------
+    controls
+        One :class:`SvcaControl` (or a tuple of its five fields in order) per healthy control. All
+        controls share one frame schedule.
+    gm_threshold, wm_threshold
+        GM class: voxels with ``gm_prob > gm_threshold``; WM class: ``wm_prob > wm_threshold``
+        (defaults 0.9).
+    n_blood_voxels
+        The blood class is the mean of this many hottest voxels (default 40).
+    blood_window_end_min
+        "Hottest" is judged on the mean normalised activity of the frames ending at or before this
+        time, minutes (default 1.5).
+    frame_tolerance_min
+        Frame ends of two controls that differ by more than this (minutes) are a mismatch.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, 4)
+        Columns in :data:`SVCA_CLASSES` order (normalised, unitless).
+
+    Raises
+    ------
+    InputError
+        No controls, mismatched frames, or a control without voxels of a class.
+    """
+    if len(controls) == 0:
+        raise InputError(
+            "SVCA: no healthy control to build the kinetic classes from; mark controls in participants.tsv "
+            "(group column) or pass --svca-classes FILE"
+        )
+    if n_blood_voxels < 1:
+        raise InputError(f"SVCA: n_blood_voxels must be >= 1, got {n_blood_voxels}")
+    per_control = []
+    reference_end = None
+    for index, raw in enumerate(controls, start=1):
+        control = raw if isinstance(raw, SvcaControl) else SvcaControl(*raw)
+        tacs = _as_tacs(control.normalised_tacs, f"SVCA control {index}: normalised TACs")
+        n_frames, n_voxels = tacs.shape
+        frame_end = np.asarray(control.frame_end_min, dtype=float).ravel()
+        if frame_end.size != n_frames:
+            raise InputError(f"SVCA control {index}: {frame_end.size} frame end times but TACs with {n_frames} frames")
+        if reference_end is None:
+            reference_end = frame_end
+        elif frame_end.size != reference_end.size or not np.allclose(frame_end, reference_end,
+                                                                       rtol=0, atol=frame_tolerance_min):
+            raise InputError(
+                f"SVCA control {index}: frame schedule ({frame_end.size} frames) differs from control 1 "
+                f"({reference_end.size} frames); controls must share one frame schedule"
+            )
+        gm = _control_field(control.gm_prob, n_voxels, index, "GM probability").astype(float)
+        wm = _control_field(control.wm_prob, n_voxels, index, "WM probability").astype(float)
+        thalamus = _control_field(control.thalamus_mask, n_voxels, index, "thalamus mask") != 0
+        early = frame_end <= blood_window_end_min
+        if not early.any():
+            raise InputError(
+                f"SVCA control {index}: no frame ends before {blood_window_end_min} min, so the blood class "
+                "cannot be built; the protocol needs early frames"
+            )
+        members = {"gm": gm > gm_threshold, "wm": wm > wm_threshold, "highbinding": thalamus}
+        columns = []
+        for name in SVCA_CLASSES[:3]:
+            if not members[name].any():
+                raise InputError(f"SVCA control {index}: no voxel in the {name} class; check its segmentation")
+            columns.append(tacs[:, members[name]].mean(axis=1))
+        hotness = tacs[early].mean(axis=0)
+        n_hot = min(n_blood_voxels, n_voxels)
+        hottest = np.argpartition(-hotness, n_hot - 1)[:n_hot]
+        columns.append(tacs[:, hottest].mean(axis=1))
+        per_control.append(np.stack(columns, axis=1))
+    return np.mean(per_control, axis=0)
+
+
+def interpolate_classes(
+    classes: ArrayLike,
+    class_mid_min: ArrayLike,
+    subject_mid_min: ArrayLike,
+    *,
+    max_extrapolation_min: float = 5.0,
+) -> NDArray[np.float64]:
+    """Linear interpolation of the class curves to a subject's frame mid-times.
+
+    Parameters
+    ----------
+    classes
+        ``(n_class_frames, n_classes)`` class curves.
+    class_mid_min
+        ``(n_class_frames,)`` their frame mid-times, minutes, increasing.
+    subject_mid_min
+        ``(n_frames,)`` the subject's frame mid-times, minutes.
+    max_extrapolation_min
+        Subject frames up to this far outside the class time range take the nearest class value;
+        farther ones are an error (default 5 minutes).
+
+    Returns
+    -------
+    ndarray, shape (n_frames, n_classes)
+
+    Raises
+    ------
+    InputError
+        Shapes that do not match, non-increasing class times, or subject frames too far outside.
+    """
+    curves = np.asarray(classes, dtype=float)
+    if curves.ndim != 2:
+        raise InputError(f"SVCA classes must be (n_frames, n_classes), got shape {curves.shape}")
+    class_mid = np.asarray(class_mid_min, dtype=float).ravel()
+    subject_mid = np.asarray(subject_mid_min, dtype=float).ravel()
+    if class_mid.size != curves.shape[0]:
+        raise InputError(f"SVCA classes have {curves.shape[0]} frames but {class_mid.size} mid-times")
+    if class_mid.size < 2 or not np.all(np.diff(class_mid) > 0):
+        raise InputError("SVCA class mid-times must be at least two strictly increasing times")
+    below = class_mid[0] - subject_mid.min()
+    above = subject_mid.max() - class_mid[-1]
+    if max(below, above) > max_extrapolation_min:
+        raise InputError(
+            f"SVCA classes cover {class_mid[0]:.2f}-{class_mid[-1]:.2f} min but the subject's frames reach "
+            f"{subject_mid.min():.2f}-{subject_mid.max():.2f} min; build classes from controls with this protocol"
+        )
+    return np.stack([np.interp(subject_mid, class_mid, curves[:, k]) for k in range(curves.shape[1])], axis=1)
+
+
+def _subset_solvers(basis: NDArray[np.float64]) -> list[tuple[NDArray[np.intp], NDArray[np.float64]]]:
+    """For every non-empty column subset S: (S, inverse of the Gram matrix of S) (pseudo-inverse if singular)."""
+    gram = basis.T @ basis
+    solvers = []
+    n_classes = basis.shape[1]
+    for size in range(1, n_classes + 1):
+        for subset in itertools.combinations(range(n_classes), size):
+            columns = np.array(subset, dtype=np.intp)
+            solvers.append((columns, np.linalg.pinv(gram[np.ix_(columns, columns)])))
+    return solvers
+
+
+def nnls_coefficients(
+    normalised_voxel_tacs: ArrayLike, classes: ArrayLike, *, chunk_voxels: int = DEFAULT_CHUNK_VOXELS
+) -> NDArray[np.float64]:
+    """Exact non-negative least squares of every voxel TAC onto the class curves.
+
+    Minimises ``|y - A b|^2`` subject to ``b >= 0`` for each voxel ``y`` (a column), ``A`` the classes.
+    The optimum is the unconstrained least-squares solution on its own support, so it is found by
+    solving every non-empty subset of columns (2^k - 1 of them; 15 for four classes), keeping the
+    sign-feasible solutions and taking the one of least residual (``b = 0`` when none beats it).
+    Vectorised over voxels, in chunks of ``chunk_voxels``.
+
+    Parameters
+    ----------
+    normalised_voxel_tacs
+        ``(n_frames, n_voxels)``.
+    classes
+        ``(n_frames, k)`` class curves, ``k`` <= 8.
+    chunk_voxels
+        Voxels per chunk (memory bound).
+
+    Returns
+    -------
+    ndarray, shape (k, n_voxels)
+        Non-negative coefficients.
+    """
+    tacs = _as_tacs(normalised_voxel_tacs, "normalised voxel TACs")
+    basis = np.asarray(classes, dtype=float)
+    if basis.ndim != 2 or basis.shape[0] != tacs.shape[0]:
+        raise InputError(
+            f"SVCA classes have shape {basis.shape} but the voxel TACs have {tacs.shape[0]} frames; "
+            "interpolate the classes to the subject's frames"
+        )
+    if not 1 <= basis.shape[1] <= 8 or not np.all(np.isfinite(basis)):
+        raise InputError(f"SVCA needs 1-8 finite class curves, got {basis.shape[1]}")
+    if chunk_voxels < 1:
+        raise InputError(f"chunk_voxels must be >= 1, got {chunk_voxels}")
+    solvers = _subset_solvers(basis)
+    n_classes = basis.shape[1]
+    coefficients = np.zeros((n_classes, tacs.shape[1]))
+    for start in range(0, tacs.shape[1], chunk_voxels):
+        block = tacs[:, start : start + chunk_voxels]
+        projections = basis.T @ block  # (k, V): A^T y
+        best_gain = np.zeros(block.shape[1])  # |y|^2 - RSS; b = 0 has gain 0
+        best = np.zeros((n_classes, block.shape[1]))
+        for columns, inverse in solvers:
+            solution = inverse @ projections[columns]
+            gain = np.einsum("kv,kv->v", projections[columns], solution)
+            better = np.all(solution >= 0, axis=0) & (gain > best_gain)
+            if better.any():
+                best_gain = np.where(better, gain, best_gain)
+                best[:, better] = 0.0
+                best[np.ix_(columns, np.flatnonzero(better))] = solution[:, better]
+        coefficients[:, start : start + chunk_voxels] = best
+    return coefficients
+
+
+def gm_fraction(
+    normalised_voxel_tacs: ArrayLike, classes: ArrayLike, *, chunk_voxels: int = DEFAULT_CHUNK_VOXELS
+) -> NDArray[np.float64]:
+    """Grey-matter fraction ``b_GM / sum(b)`` of every voxel from :func:`nnls_coefficients`.
+
+    Parameters
+    ----------
+    normalised_voxel_tacs
+        ``(n_frames, n_voxels)`` from :func:`normalise_tacs`.
+    classes
+        ``(n_frames, k)`` class curves on the same frames, GM in column 0 (:data:`SVCA_CLASSES`).
+    chunk_voxels
+        Voxels per chunk (memory bound).
+
+    Returns
+    -------
+    ndarray, shape (n_voxels,)
+        In [0, 1]; 0 where every coefficient is 0 (never NaN).
+    """
+    coefficients = nnls_coefficients(normalised_voxel_tacs, classes, chunk_voxels=chunk_voxels)
+    total = coefficients.sum(axis=0)
+    return np.where(total > 0, coefficients[0] / np.where(total > 0, total, 1.0), 0.0)
+
+
+def svca_reference(
+    raw_voxel_tacs: ArrayLike,
+    gm_frac: ArrayLike,
+    gm_prob: ArrayLike,
+    *,
+    gm_fraction_threshold: float = 0.9,
+    gm_prob_threshold: float = 0.9,
+    min_voxels: int = 10,
+) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    """SVCA reference voxels and their mean raw TAC.
+
+    Parameters
+    ----------
+    raw_voxel_tacs
+        ``(n_frames, n_voxels)`` voxel TACs (kBq/mL), not normalised.
+    gm_frac
+        ``(n_voxels,)`` from :func:`gm_fraction`.
+    gm_prob
+        ``(n_voxels,)`` grey-matter probability of the same voxels.
+    gm_fraction_threshold
+        Reference voxels have ``gm_frac > gm_fraction_threshold`` (default 0.9) ...
+    gm_prob_threshold
+        ... and ``gm_prob > gm_prob_threshold`` (default 0.9).
+    min_voxels
+        Fewer selected voxels than this is an error (default 10).
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (n_voxels,)
+    reference_tac : ndarray, shape (n_frames,)
+        Mean raw TAC of the selected voxels, same unit as ``raw_voxel_tacs``.
+
+    Raises
+    ------
+    InputError
+        Mismatched sizes or too few reference voxels.
+    """
+    tacs = _as_tacs(raw_voxel_tacs, "raw voxel TACs")
+    fraction = np.asarray(gm_frac, dtype=float).ravel()
+    probability = np.asarray(gm_prob, dtype=float).ravel()
+    if fraction.size != tacs.shape[1] or probability.size != tacs.shape[1]:
+        raise InputError(
+            f"SVCA reference: {tacs.shape[1]} voxel TACs but {fraction.size} GM fractions and "
+            f"{probability.size} GM probabilities"
+        )
+    mask = (fraction > gm_fraction_threshold) & (probability > gm_prob_threshold)
+    if int(mask.sum()) < min_voxels:
+        raise InputError(
+            f"SVCA reference: only {int(mask.sum())} voxels with GM fraction > {gm_fraction_threshold} and GM "
+            f"probability > {gm_prob_threshold} (need {min_voxels}); check the classes or use --ref-region cerebellum"
+        )
+    return mask, tacs[:, mask].mean(axis=1)
