@@ -29,7 +29,7 @@ DEFAULT_MODELS: tuple[str, ...] = ("SRTM",)
 
 #: Reference-region methods (``--ref-region``): atlas cerebellar grey matter,
 #: supervised cluster analysis, or a user mask.
-REF_REGION_CHOICES: tuple[str, ...] = ("cerebellum", "svca", "mask")
+REF_REGION_CHOICES: tuple[str, ...] = ("cerebellum",)
 
 #: Lesions smaller than this are dropped (mm^3; methods.md section 4).
 DEFAULT_LESION_MIN_VOLUME_MM3 = 27.0
@@ -208,8 +208,6 @@ class Settings:
         Seed for stochastic steps (registration sampling, permutations).
     verbose : int
         0 = warnings and progress, 1 = info, 2+ = debug.
-    reports_only : bool
-        Only (re)write the visual reports from existing derivatives.
     command_line : str
         The command as typed (for sidecars' ``CommandLine``).
     """
@@ -239,7 +237,6 @@ class Settings:
     lesion_min_volume_mm3: float = DEFAULT_LESION_MIN_VOLUME_MM3
     random_seed: int | None = None
     verbose: int = 0
-    reports_only: bool = False
     command_line: str = ""
 
     def for_tracer(self, tracer_name: str | None, *, source: str) -> Settings:

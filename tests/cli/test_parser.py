@@ -22,7 +22,7 @@ def test_defaults():
     assert ns.participant_label is None and ns.session_label is None and ns.tracer_label is None
     assert ns.models == ["SRTM"] and ns.ref_region == "cerebellum" and ns.tracer is None
     assert ns.t_star_min is None and ns.suvr_window_min is None and ns.lesion_min_volume_mm3 == 27.0
-    assert ns.verbose == 0 and not ns.reports_only and not ns.skip_bids_validation
+    assert ns.verbose == 0 and not ns.skip_bids_validation
     assert ns.plugin is None and ns.work_dir is None and ns.nprocs is None
 
 
@@ -37,19 +37,19 @@ def test_every_option(tmp_path):
         *BASE, "--participant-label", "sub-01", "02", "--session-label", "ses-base", "--tracer-label", "trc-PK11195",
         "--bids-filter-file", str(filter_file), "-d", f"lesions={lesions}", "--skip-bids-validation",
         "--nprocs", "4", "--omp-nthreads", "2", "--mem-gb", "8.5", "--use-plugin", str(plugin_file),
-        "-w", str(tmp_path / "work"), "--stop-on-first-crash", "--tracer", "pbr28", "--ref-region", "svca",
+        "-w", str(tmp_path / "work"), "--stop-on-first-crash", "--tracer", "pbr28", "--ref-region", "cerebellum",
         "--models", "srtm", "LOGAN", "--t-star", "30", "--suvr-window", "60", "90", "--lesion-min-volume", "10",
-        "--random-seed", "42", "--reports-only", "-vv",
+        "--random-seed", "42", "-vv",
     ])
     assert ns.participant_label == ["01", "02"]
     assert ns.session_label == ["base"] and ns.tracer_label == ["PK11195"]
     assert ns.bids_filter == {"pet": {"reconstruction": "OSEM"}}
     assert ns.derivatives == [("lesions", lesions.resolve())]
-    assert ns.skip_bids_validation and ns.stop_on_first_crash and ns.reports_only
+    assert ns.skip_bids_validation and ns.stop_on_first_crash
     assert (ns.nprocs, ns.omp_nthreads, ns.mem_gb) == (4, 2, 8.5)
     assert ns.plugin == {"plugin": "SLURM", "plugin_args": {"sbatch_args": "--time=1:00:00"}}
     assert ns.work_dir == tmp_path / "work"
-    assert ns.tracer == "pbr28" and ns.ref_region == "svca" and ns.models == ["SRTM", "Logan"]
+    assert ns.tracer == "pbr28" and ns.ref_region == "cerebellum" and ns.models == ["SRTM", "Logan"]
     assert ns.t_star_min == 30.0 and ns.suvr_window_min == [60.0, 90.0] and ns.lesion_min_volume_mm3 == 10.0
     assert ns.random_seed == 42 and ns.verbose == 2
 
@@ -116,7 +116,7 @@ def test_help_mentions_every_conventions_option(capsys):
     for option in ("--participant-label", "--session-label", "--tracer-label", "--bids-filter-file", "--derivatives",
                    "--skip-bids-validation", "--nprocs", "--omp-nthreads", "--mem-gb", "--use-plugin", "--work-dir",
                    "--stop-on-first-crash", "--config-file", "--tracer", "--ref-region", "--models", "--t-star",
-                   "--suvr-window", "--lesion-min-volume", "--version", "--verbose", "--reports-only",
+                   "--suvr-window", "--lesion-min-volume", "--version", "--verbose",
                    "--random-seed", "BIDS_DIR", "OUTPUT_DIR", "{participant,group}"):
         assert option in text, option
 
@@ -154,7 +154,7 @@ def test_config_file_derivatives_mapping(tmp_path):
     [
         ("colour = 'blue'\n", "unknown option 'colour'"),
         ("nprocs = 0\n", "must be >= 1"),
-        ("reports-only = 'yes'\n", "must be true or false"),
+        ("skip-bids-validation = 'yes'\n", "must be true or false"),
         ("version = true\n", "unknown option 'version'"),
         ("bids_dir = '/x'\n", "unknown option 'bids_dir'"),
         ("[[a]]\nb = 1\nnot toml ::\n", "--config-file"),

@@ -213,8 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="tracer preset (SUVR window, Logan t*, genotype handling); default: from each "
                           "sidecar's TracerName")
     sci.add_argument("--ref-region", choices=REF_REGION_CHOICES, default="cerebellum",
-                     help="reference region: atlas cerebellar grey matter, supervised cluster analysis (SVCA4) "
-                          "or a user mask")
+                     help="reference region: atlas cerebellar grey matter (the only one so far)")
     sci.add_argument("--models", nargs="+", type=_model, default=list(DEFAULT_MODELS), metavar="MODEL",
                      help=f"kinetic models to fit ({', '.join(_model_names().values())}; case-insensitive)")
     sci.add_argument("--t-star", type=_non_negative_float, metavar="MIN", dest="t_star_min",
@@ -229,8 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
     beh = parser.add_argument_group("other options")
     beh.add_argument("--random-seed", type=int, metavar="SEED",
                      help="seed for stochastic steps (registration sampling), for reproducible runs")
-    beh.add_argument("--reports-only", action="store_true",
-                     help="only (re)write the visual reports from existing derivatives")
     beh.add_argument("-v", "--verbose", action="count", default=0,
                      help="more log output (-v info, -vv debug)")
     return parser

@@ -108,7 +108,6 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
         lesion_min_volume_mm3=namespace.lesion_min_volume_mm3,
         random_seed=namespace.random_seed,
         verbose=namespace.verbose,
-        reports_only=namespace.reports_only,
         command_line=shlex.join(["tspo-bids", *argv]),
     )
 
