@@ -1,7 +1,7 @@
 """A known-truth T1w built from the template tissue maps (no anatomy estimated).
 
 Intensity ``0.25 CSF + 0.6 GM + 1.0 WM`` (T1w contrast) at 1.5 mm, moved by a known
-rigid matrix, a smooth multiplicative bias field (+-20 %) and Gaussian noise; the
+rigid matrix, a smooth multiplicative bias field (about 0.6-1.3 over the brain) and Gaussian noise; the
 true WM map is the template WM probability moved the same way.
 """
 
@@ -41,7 +41,7 @@ def make_t1w(voxel_mm: float = 1.5, noise: float = 0.03, seed: int = 0) -> Synth
     csf, gm, wm = moved(t.csf), moved(t.gm), moved(t.wm)
     brain = moved(t.brain_mask.__class__(np.asarray(t.brain_mask.dataobj, np.float32), t.t1.affine)) >= 0.5
     ijk = np.indices(shape, dtype=np.float32) / np.array(shape, np.float32)[:, None, None, None]
-    bias = 1.0 + 0.2 * np.sin(np.pi * ijk[0]) * np.cos(1.5 * ijk[1]) - 0.1 * ijk[2]
+    bias = 1.0 + 0.4 * (2 * ijk[0] - 1) + 0.3 * (2 * ijk[2] - 1) * np.cos(2.0 * ijk[1])
     rng = np.random.default_rng(seed)
     clean = (0.25 * csf + 0.6 * gm + 1.0 * wm) * brain
     data = clean * bias + rng.normal(0.0, noise, shape).astype(np.float32) * brain
