@@ -195,6 +195,11 @@ def _probability_slope() -> float:
     return 1.0 / PROBABILITY_LEVELS
 
 
+def _mr_dtype(data: np.ndarray) -> type:
+    """uint8 when the rounded MR intensities fit (they are simulated on a 0-~200 scale), else int16."""
+    return np.uint8 if float(np.max(data)) < 254.5 else np.int16
+
+
 def _pet_slope(phantom: SessionPhantom) -> float:
     """int16 scale factor of the stored PET.
 
@@ -224,10 +229,12 @@ def write_session(root: Path, participant: Participant, session: str | None, pro
     trc = f"trc-{protocol.tracer_name}"
 
     anat = writer.folder(root, sub, session, "anat")
-    writer.save_nifti(anat / f"{pre}_T1w.nii.gz", phantom.t1w.data, phantom.t1w.grid.affine, np.int16)
+    writer.save_nifti(anat / f"{pre}_T1w.nii.gz", phantom.t1w.data, phantom.t1w.grid.affine,
+                      _mr_dtype(phantom.t1w.data))
     writer.write_json(anat / f"{pre}_T1w.json", writer.t1w_sidecar())
     if phantom.flair is not None:
-        writer.save_nifti(anat / f"{pre}_FLAIR.nii.gz", phantom.flair.data, phantom.flair.grid.affine, np.int16)
+        writer.save_nifti(anat / f"{pre}_FLAIR.nii.gz", phantom.flair.data, phantom.flair.grid.affine,
+                          _mr_dtype(phantom.flair.data))
         writer.write_json(anat / f"{pre}_FLAIR.json",
                           writer.flair_sidecar(float(phantom.flair.grid.voxel_size_mm.max())))
     pet_dir = writer.folder(root, sub, session, "pet")
@@ -503,13 +510,16 @@ def make_dataset(out_dir: str | Path, n_subjects: int, tracer: str = "pk11195", 
             noise_rng = _stream(seed, index, s_index + 1, 7)
             kinetics = baseline_kinetics if s_index == 0 else _followup_kinetics(baseline_kinetics, rng)
             decay_mode = DECAY_MODES[session_counter % len(DECAY_MODES)]
-            session_counter += 1
             timing_fields, timing = frame_schedule(protocol, decay_mode)
             sidecar = pet_sidecar(protocol, timing_fields, rng, options.psf_fwhm_mm)
             pose = np.eye(4) if s_index == 0 else random_rigid(rng, *options.session_pose)
+            # voxel sizes cycle through the options so a small dataset still covers them
             phantom = simulate_session(template, deformation, kinetics, protocol, timing, rng, noise_rng,
                                        options=options, t1w_to_anatomy=pose, lesions=lesions,
-                                       lesion_volumes_mm3=volumes)
+                                       lesion_volumes_mm3=volumes,
+                                       t1w_voxel_mm=options.t1w_voxel_mm[session_counter % len(options.t1w_voxel_mm)],
+                                       pet_voxel_mm=options.pet_voxel_mm[session_counter % len(options.pet_voxel_mm)])
+            session_counter += 1
             lesions = phantom.lesions
             write_session(root, participant, session, protocol, phantom, sidecar)
             LOGGER.info("sub-%s%s done in %.1f s", participant.label, f" ses-{session}" if session else "",

@@ -183,6 +183,8 @@ def simulate_session(
     lesions: list[Lesion] | None = None,
     lesion_volumes_mm3: Sequence[float] = (),
     lesion_params: Sequence[SrtmParams] | None = None,
+    t1w_voxel_mm: float | None = None,
+    pet_voxel_mm: float | None = None,
 ) -> SessionPhantom:
     """Simulate one session of a participant.
 
@@ -208,9 +210,11 @@ def simulate_session(
         ``lesion_volumes_mm3`` are placed in cerebral white matter.
     lesion_params : sequence of SrtmParams, optional
         Per-lesion kinetics (default: ``kinetics.tissues["lesion"]`` for every lesion).
+    t1w_voxel_mm, pet_voxel_mm : float, optional
+        Voxel sizes (default: drawn from ``options``).
     """
     t1w_to_anatomy = np.eye(4) if t1w_to_anatomy is None else np.asarray(t1w_to_anatomy, float)
-    t1w_voxel = float(_choice(rng, options.t1w_voxel_mm))
+    t1w_voxel = float(_choice(rng, options.t1w_voxel_mm) if t1w_voxel_mm is None else t1w_voxel_mm)
     big, t1w_box, work_box = session_tissues(template, deformation, t1w_to_anatomy, t1w_voxel, options)
 
     if lesions is None:
@@ -256,7 +260,7 @@ def simulate_session(
 
     # PET
     t1w_to_pet = random_rigid(rng, *options.pet_misalignment, center_mm=center)
-    pet_voxel = float(_choice(rng, options.pet_voxel_mm))
+    pet_voxel = float(_choice(rng, options.pet_voxel_mm) if pet_voxel_mm is None else pet_voxel_mm)
     pet_grid = pet_grid_for(points, t1w_to_pet, pet_voxel)
     fractions = compartment_fractions(work_tissues, n_lesions=len(lesions))
     tacs = compartment_tacs(timing, kinetics, lesion_params)
