@@ -165,10 +165,13 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path, coarse_options):
 def test_cli_writes_a_dataset_and_refuses_a_non_empty_directory(tmp_path, capsys):
     out = tmp_path / "cli"
     assert main([str(out), "--n-subjects", "1", "--tracer", "pbr28", "--seed", "2", "--sessions",
-                 "--groups", "HC", "--coarse", "--no-flair"]) == 0
+                 "--groups", "HC", "--coarse", "--no-flair", "--motion", "3"]) == 0
     sidecar = json.loads(next(out.glob("sub-01/pet/*_pet.json")).read_text())
     assert sidecar["TracerName"] == "PBR28" and sidecar["InjectionStart"] == -29.0
     assert len(sidecar["FrameDuration"]) == 37
     assert not list(out.glob("sub-01/anat/*FLAIR*"))
+    framewise = json.loads(next(out.glob("derivatives/phantom-truth/sub-01/anat/*desc-framewise_xfm.json")).read_text())
+    assert len(framewise["matrices"]) == 37
+    assert not _errors(out)
     assert main([str(out), "--n-subjects", "1", "--coarse"]) == 1
     assert "not empty" in capsys.readouterr().err

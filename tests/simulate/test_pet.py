@@ -20,6 +20,7 @@ from tspo_bids.simulate.pet import (
     compartment_fractions,
     compartment_tacs,
     fractions_on_pet_grid,
+    head_motion,
     mix,
     noise_scale_for_voxel_cov,
     simulate_pet,
@@ -155,3 +156,28 @@ def test_same_noise_whatever_the_decay_correction(small_anatomy):
         series[mode] = timing.to_injection_decay_corrected(sim.stored, axis=-1)
     assert np.std(series["injection"]) > 0
     np.testing.assert_allclose(series["uncorrected"], series["injection"], rtol=1e-4, atol=1e-5)
+
+
+def test_head_motion_moves_each_frame_by_its_true_transform(small_anatomy):
+    tissues, kinetics = small_anatomy
+    timing = _timing()
+    fractions = compartment_fractions(tissues)
+    tacs = compartment_tacs(timing, kinetics)
+    pet_grid = Grid.covering([-100, -130, -85], [100, 105, 110], 4.0)
+    motions = head_motion(np.random.default_rng(3), timing, 6.0, center_mm=[0, -20, 10])
+    still = simulate_pet(fractions, tissues.grid, pet_grid, np.eye(4), tacs, timing, psf_fwhm_mm=5.0,
+                         voxel_cov=0.0, rng=np.random.default_rng(0))
+    moving = simulate_pet(fractions, tissues.grid, pet_grid, np.eye(4), tacs, timing, psf_fwhm_mm=5.0,
+                          voxel_cov=0.0, rng=np.random.default_rng(0), motions=motions)
+    early = timing.mid_min < 10
+    np.testing.assert_allclose(moving.clean[..., early], still.clean[..., early], rtol=1e-4, atol=1e-6)
+    points = pet_grid.world_points()
+
+    def centroid(volume):
+        weights = volume.ravel().astype(float)
+        return weights @ points / weights.sum()
+
+    last = timing.n_frames - 1
+    moved = motions[last][:3, :3] @ centroid(still.clean[..., last]) + motions[last][:3, 3]
+    assert np.linalg.norm(motions[last][:3, 3]) > 2.0
+    np.testing.assert_allclose(centroid(moving.clean[..., last]), moved, atol=0.3)

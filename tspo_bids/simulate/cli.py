@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="T1w voxel sizes (mm) to choose from per session")
     parser.add_argument("--voxel-cov", type=float, nargs=2, default=[0.15, 0.25], metavar=("LOW", "HIGH"),
                         help="range of the late-frame voxel COV of PET noise (0 0: noise-free)")
+    parser.add_argument("--motion", type=float, default=0.0, metavar="MM",
+                        help="inter-frame PET head motion: drift reaching MM mm by the end of the scan (default 0)")
     parser.add_argument("--no-flair", action="store_true", help="do not simulate FLAIR")
     parser.add_argument("--coarse", action="store_true",
                         help="fast low-resolution phantom (2 mm template, 2.5 mm T1w, 4 mm PET) for tests")
@@ -53,9 +55,10 @@ def options_from_args(args: argparse.Namespace) -> PhantomOptions:
     if args.coarse:
         return PhantomOptions(template_resolution_mm=2, t1w_voxel_mm=(2.5,), flair_voxel_mm=((2.5, 2.5, 3.0),),
                               pet_voxel_mm=(4.0,), psf_fwhm_mm=args.psf_fwhm, voxel_cov=tuple(args.voxel_cov),
-                              with_flair=not args.no_flair)
+                              with_flair=not args.no_flair, motion_mm=args.motion)
     return PhantomOptions(t1w_voxel_mm=tuple(args.t1w_voxel), pet_voxel_mm=tuple(args.pet_voxel),
-                          psf_fwhm_mm=args.psf_fwhm, voxel_cov=tuple(args.voxel_cov), with_flair=not args.no_flair)
+                          psf_fwhm_mm=args.psf_fwhm, voxel_cov=tuple(args.voxel_cov), with_flair=not args.no_flair,
+                          motion_mm=args.motion)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -289,6 +289,13 @@ def _write_truth(truth_root: Path, participant: Participant, session: str | None
         "Description": convention.format("PET", "PET", "PET"),
         "FromFile": f"{pre}_T1w.nii.gz", "ToFile": f"{pre}_{trc}_pet.nii.gz",
     })
+    if phantom.pet.motions is not None:
+        writer.write_json(out / f"{pre}_{trc}_from-T1w_to-pet_mode-image_desc-framewise_xfm.json", {
+            "matrices": [m @ phantom.t1w_to_pet for m in phantom.pet.motions],
+            "maps": "T1w world point -> PET world point, one matrix per frame (head motion)",
+            "Description": "the desc-truth transform is the reference (motion-free) position; the perfect-pipeline "
+                           "values assume perfect motion correction",
+        })
     if phantom.flair is not None:
         writer.write_json(out / f"{pre}_from-T1w_to-FLAIR_mode-image_desc-truth_xfm.json", {
             "matrix": phantom.t1w_to_flair, "maps": "T1w world point -> FLAIR world point",

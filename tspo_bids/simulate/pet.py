@@ -229,6 +229,8 @@ class PetSimulation:
         ``noisy`` with the decay correction the sidecar declares.
     noise_scale : float
         The noise scale ``a`` (kBq/mL x min).
+    motions : list of ndarray or None
+        Per-frame head motion (PET world -> PET world), None without motion.
     """
 
     grid: Grid
@@ -238,11 +240,51 @@ class PetSimulation:
     noisy: np.ndarray
     stored: np.ndarray
     noise_scale: float
+    motions: list[np.ndarray] | None = None
+
+
+def head_motion(rng: np.random.Generator, timing: FrameTiming, max_translation_mm: float, center_mm,
+                onset_min: float = 10.0) -> list[np.ndarray]:
+    """Inter-frame head motion: a slow rigid drift after ``onset_min`` plus a little jitter.
+
+    Returns, per frame, the rigid matrix ``D_i`` (PET world -> PET world) that moves
+    the head from its reference position; frames starting before ``onset_min`` do not
+    move. The drift reaches ``max_translation_mm`` (and ``max_translation_mm / 2``
+    degrees) at the end of the scan.
+    """
+    from tspo_bids.simulate.geometry import rigid_matrix
+
+    direction_t = rng.uniform(-1, 1, 3)
+    direction_r = rng.uniform(-1, 1, 3)
+    end = float(timing.end_min.max())
+    motions = []
+    for mid in timing.mid_min:
+        if mid < onset_min:
+            motions.append(np.eye(4))
+            continue
+        amount = (mid - onset_min) / max(end - onset_min, 1e-6)
+        translation = amount * max_translation_mm * direction_t + rng.normal(0, 0.1 * max_translation_mm, 3)
+        rotation = amount * max_translation_mm / 2 * direction_r + rng.normal(0, 0.05 * max_translation_mm, 3)
+        motions.append(rigid_matrix(rotation, translation, center_mm))
+    return motions
+
+
+def moving_mix(fractions: Mapping[str, np.ndarray], work_grid: Grid, pet_grid: Grid, t1w_to_pet: np.ndarray,
+               tacs: Mapping[str, np.ndarray], motions: Sequence[np.ndarray], psf_fwhm_mm: float) -> np.ndarray:
+    """Noise-free PET when the head moves between frames (frame i seen through ``motions[i] @ t1w_to_pet``)."""
+    blurred = {name: gaussian_psf(f, work_grid.voxel_size_mm, psf_fwhm_mm) for name, f in fractions.items()}
+    out = np.zeros(pet_grid.shape + (len(motions),), np.float32)
+    for frame, motion in enumerate(motions):
+        pet_to_t1w = np.linalg.inv(motion @ t1w_to_pet)
+        for name, volume in blurred.items():
+            sampled = np.clip(sample_on_grid(volume, work_grid, pet_grid, pet_to_t1w), 0.0, None)
+            out[..., frame] += sampled * float(tacs[name][frame])
+    return out
 
 
 def simulate_pet(fractions: Mapping[str, np.ndarray], work_grid: Grid, pet_grid: Grid, t1w_to_pet: np.ndarray,
                  tacs: Mapping[str, np.ndarray], timing: FrameTiming, *, psf_fwhm_mm: float, voxel_cov: float,
-                 rng: np.random.Generator) -> PetSimulation:
+                 rng: np.random.Generator, motions: Sequence[np.ndarray] | None = None) -> PetSimulation:
     """Simulate a dynamic PET series.
 
     Parameters
@@ -262,9 +304,15 @@ def simulate_pet(fractions: Mapping[str, np.ndarray], work_grid: Grid, pet_grid:
         Median voxel coefficient of variation in brain over the late frames; 0 for no noise.
     rng : numpy.random.Generator
         Noise stream.
+    motions : sequence of ndarray, optional
+        Per-frame head motion (:func:`head_motion`); ``fractions`` of the result are
+        then those of the reference (motion-free) position.
     """
     on_pet = fractions_on_pet_grid(fractions, work_grid, pet_grid, t1w_to_pet, psf_fwhm_mm)
-    clean = mix(on_pet, tacs)
+    if motions is None:
+        clean = mix(on_pet, tacs)
+    else:
+        clean = moving_mix(fractions, work_grid, pet_grid, t1w_to_pet, tacs, motions, psf_fwhm_mm)
     if voxel_cov > 0:
         tissue = sum(on_pet.values())
         scale = noise_scale_for_voxel_cov(clean, timing, tissue >= 0.5, voxel_cov)
@@ -272,7 +320,8 @@ def simulate_pet(fractions: Mapping[str, np.ndarray], work_grid: Grid, pet_grid:
     else:
         scale, noisy = 0.0, clean.copy()
     return PetSimulation(grid=pet_grid, fractions=on_pet, tacs=dict(tacs), clean=clean, noisy=noisy,
-                         stored=stored_values(noisy, timing), noise_scale=scale)
+                         stored=stored_values(noisy, timing), noise_scale=scale,
+                         motions=None if motions is None else [np.asarray(m) for m in motions])
 
 
 def pet_grid_for(brain_points_t1w_mm: np.ndarray, t1w_to_pet: np.ndarray, voxel_mm: float,

@@ -35,6 +35,7 @@ from tspo_bids.simulate.pet import (
     PetSimulation,
     compartment_fractions,
     compartment_tacs,
+    head_motion,
     pet_grid_for,
     simulate_pet,
 )
@@ -77,6 +78,10 @@ class PhantomOptions:
         Log-amplitude of the T1w bias field (FLAIR gets half).
     with_flair : bool
         Simulate the FLAIR.
+    motion_mm : float
+        Inter-frame PET head motion: drift reaching this translation (mm) by the end of
+        the scan, from 10 min on (0: none). The perfect-pipeline truth assumes perfect
+        motion correction (it uses the reference, motion-free frame position).
     """
 
     template_resolution_mm: int = 1
@@ -95,6 +100,7 @@ class PhantomOptions:
     flair_noise: float = 0.03
     bias_amplitude: float = 0.15
     with_flair: bool = True
+    motion_mm: float = 0.0
 
 
 @dataclass
@@ -265,8 +271,10 @@ def simulate_session(
     fractions = compartment_fractions(work_tissues, n_lesions=len(lesions))
     tacs = compartment_tacs(timing, kinetics, lesion_params)
     voxel_cov = float(rng.uniform(*options.voxel_cov)) if max(options.voxel_cov) > 0 else 0.0
+    motions = (head_motion(rng, timing, options.motion_mm, apply_matrix(t1w_to_pet, center[None])[0])
+               if options.motion_mm > 0 else None)
     pet = simulate_pet(fractions, work_tissues.grid, pet_grid, t1w_to_pet, tacs, timing,
-                       psf_fwhm_mm=options.psf_fwhm_mm, voxel_cov=voxel_cov, rng=noise_rng)
+                       psf_fwhm_mm=options.psf_fwhm_mm, voxel_cov=voxel_cov, rng=noise_rng, motions=motions)
 
     # truth: the pipeline's regions on the true maps, measured as the pipeline measures
     regions = define_regions(t1w_tissues.gm, t1w_tissues.wm, t1w_tissues.atlas_groups())
