@@ -5,6 +5,26 @@
 PET + sidecars, participants.tsv) and the truth derivative. Every participant/session
 uses its own random streams derived from ``(seed, participant, session)``, so a
 participant's data do not depend on how many others are generated.
+
+Truth layout (``P`` = ``sub-<l>[_ses-<l>]``, ``T`` = ``trc-<TracerName>``), all in
+``derivatives/phantom-truth/sub-<l>[/ses-<l>]/anat/``, on the grid of the raw T1w:
+
+- ``P_space-T1w_label-{GM,WM,CSF}_probseg.nii.gz`` true tissue fractions (uint8, steps
+  of 0.01; WM includes lesion tissue), ``P_space-T1w_desc-truth_dseg.nii.gz`` (+ ``.tsv``;
+  1 CSF, 2 GM, 3 WM), ``P_space-T1w_atlas-AAL_dseg.nii.gz`` (+ ``.tsv``) true atlas labels;
+- ``P_space-T1w_label-<region>_mask.nii.gz`` for every region of
+  :func:`tspo_bids.anat.regions.define_regions` on the true maps, ``label-brain`` and,
+  in patients, ``label-lesion`` (the lesion-mask convention of the pipeline's
+  ``-d lesions=`` option) and ``P_space-T1w_desc-lesions_dseg.nii.gz`` (lesion index);
+- ``P_T_from-T1w_to-pet_mode-image_desc-truth_xfm.json`` and
+  ``P_from-T1w_to-FLAIR_mode-image_desc-truth_xfm.json``: ``{"matrix": A}`` mapping a T1w
+  world point to a PET/FLAIR world point (the PET value at T1w point x is PET(A @ x));
+  with head motion also ``..._desc-framewise_xfm.json`` (one matrix per frame);
+- ``P_T_desc-truth_kinpar.tsv`` (+ ``.json``): per region ``BPND/R1/k2_tissue`` and the
+  perfect-pipeline ``BPND/DVR/R1/k2_perfect`` (:mod:`tspo_bids.simulate.measure`), ``volume_mm3``;
+  ``P_T_desc-truth_lesions.tsv`` the same per lesion with its geometry;
+- ``P_T_desc-tissue_tacs.tsv`` (compartment TACs) and ``P_T_desc-perfect_tacs.tsv``
+  (perfect-pipeline regional TACs), decay-corrected to injection, kBq/mL.
 """
 
 from __future__ import annotations

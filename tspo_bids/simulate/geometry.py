@@ -127,32 +127,6 @@ def apply_matrix(matrix: np.ndarray, points_mm: np.ndarray) -> np.ndarray:
     return (matrix[:3, :3].astype(points.dtype) @ points.T).T + matrix[:3, 3].astype(points.dtype)
 
 
-def sample_world(volume: np.ndarray, affine: np.ndarray, points_mm: np.ndarray,
-                 order: int = 1, cval: float = 0.0) -> np.ndarray:
-    """Values of a voxel volume at world points.
-
-    Parameters
-    ----------
-    volume : ndarray, shape (X, Y, Z)
-        The image data.
-    affine : ndarray, shape (4, 4)
-        Its voxel -> world affine.
-    points_mm : ndarray, shape (N, 3)
-        World points, mm.
-    order : int
-        Spline order (0 nearest neighbour, 1 trilinear).
-    cval : float
-        Value outside the volume.
-
-    Returns
-    -------
-    ndarray, shape (N,)
-    """
-    ijk = apply_matrix(np.linalg.inv(affine), points_mm).T
-    return ndimage.map_coordinates(volume, ijk, order=order, mode="constant", cval=cval,
-                                   prefilter=False)
-
-
 def resample(volume: np.ndarray, source_affine: np.ndarray, target: Grid,
              target_to_source: np.ndarray | None = None, order: int = 1) -> np.ndarray:
     """Resample a 3D volume, or a stack of volumes on its last axis, onto a target grid.

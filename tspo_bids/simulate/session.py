@@ -31,7 +31,6 @@ from tspo_bids.simulate.anatomy import (
 from tspo_bids.simulate.geometry import Grid, apply_matrix, random_rigid
 from tspo_bids.simulate.measure import perfect_kinpar, perfect_regional_tacs
 from tspo_bids.simulate.pet import (
-    REFERENCE_COMPARTMENT,
     PetSimulation,
     compartment_fractions,
     compartment_tacs,
