@@ -9,10 +9,12 @@ brain-only MNI152 T1. :func:`brain_mask_from_template` registers it to the T1w
 (affine + SyN, Mattes MI) and warps the template brain mask; on a brain-only T1w
 (the digital phantom, or a skull-stripped input) the mask is further restricted to
 non-zero voxels. On a skull-on T1w the same warp acts as template-based brain
-extraction: MI matches the template brain to the T1w brain well enough for a mask
-within a few mm, but skull and dura pull the affine stage; a second pass with
-``brain_mask`` given (metric restricted to the first mask) tightens it, and
-:func:`segment_tissues` then classifies only voxels inside the mask.
+extraction (as in antsBrainExtraction, without its refinement stages): MI aligns the
+template brain with the T1w brain, but skull and dura pull the affine stage, so the
+mask is expected to be off by a few mm at the surface; a second
+:func:`register_template_to_t1w` with ``brain_mask`` given (T1w masked, metric
+restricted to the dilated mask) should tighten it. This has not been validated on
+skull-on data: the phantom and the tests are brain-only.
 """
 
 from __future__ import annotations
