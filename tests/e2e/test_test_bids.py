@@ -34,6 +34,11 @@ MAX_REGISTRATION_ERROR_MM = 1.5
 MIN_WM_DICE = 0.85
 
 
+#: The participant command, run once by the fixture and again by the resume test (same command
+#: line, so the sidecars' CommandLine is the same; -v makes Nipype log "Executing"/"Cached").
+PARTICIPANT_OPTIONS = ("--nprocs", "2", "--omp-nthreads", "1", "-v")
+
+
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tspo_bids.cli.run", *args],
@@ -46,8 +51,7 @@ def e2e_run(tmp_path_factory):
     """Run participant + group once for the whole session; return (output_dir, work_dir)."""
     root = tmp_path_factory.mktemp("e2e")
     out, work = root / "out", root / "work"
-    participant = _run_cli(str(TEST_BIDS), str(out), "participant", "-w", str(work),
-                           "--nprocs", "2", "--omp-nthreads", "1", "--skip-bids-validation")
+    participant = _run_cli(str(TEST_BIDS), str(out), "participant", "-w", str(work), *PARTICIPANT_OPTIONS)
     assert participant.returncode == 0, participant.stderr[-4000:]
     group = _run_cli(str(TEST_BIDS), str(out), "group")
     assert group.returncode == 0, group.stderr[-4000:]
@@ -143,6 +147,19 @@ def test_dataset_description(e2e_run):
     assert description["GeneratedBy"][0]["Name"] == "tspo-bids"
 
 
+def test_output_passes_bids_validator(e2e_run):
+    from tspo_bids.bids.validation import find_validator
+
+    out, _ = e2e_run
+    validator = find_validator()
+    assert validator is not None, "bids-validator-deno is a test dependency (pip install -e '.[test]')"
+    result = subprocess.run([str(validator), str(out), "--format", "json"], capture_output=True, text=True,
+                            timeout=300)
+    report = json.loads(result.stdout)
+    errors = [issue for issue in report["issues"]["issues"] if issue.get("severity") == "error"]
+    assert not errors, json.dumps(errors[:5], indent=1)
+
+
 def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -153,8 +170,7 @@ def _digest(folder: Path) -> dict[str, str]:
 def test_rerun_resumes_and_is_identical(e2e_run, tmp_path):
     out, work = e2e_run
     before = _digest(out)
-    again = _run_cli(str(TEST_BIDS), str(out), "participant", "-w", str(work), "--nprocs", "2",
-                     "--omp-nthreads", "1", "--skip-bids-validation", "-v")
+    again = _run_cli(str(TEST_BIDS), str(out), "participant", "-w", str(work), *PARTICIPANT_OPTIONS)
     assert again.returncode == 0, again.stderr[-4000:]
     # Nipype prints "[Node] Cached" for a node it reuses and "[Node] Executing" for one it runs;
     # only the derivative sinks (which run without submitting) may execute again.
