@@ -13,9 +13,10 @@ from tspo_bids.kinetics.frames import (
     frame_weights,
     normalise_radionuclide,
 )
-from tspo_bids.kinetics.linear import fit_logan_ref, fit_mrtm, fit_mrtm2
+from tspo_bids.kinetics.linear import fit_logan_ref, fit_mrtm, fit_mrtm2, logan_ref_map
 from tspo_bids.kinetics.results import (
     BasisMapResult,
+    LoganMapResult,
     LoganResult,
     Mrtm2Result,
     MrtmResult,
@@ -36,6 +37,7 @@ __all__ = [
     "fit_mrtm",
     "fit_mrtm2",
     "fit_logan_ref",
+    "logan_ref_map",
     "suvr",
     "srtm_bfm",
     "srtm2_bfm",
@@ -46,5 +48,6 @@ __all__ = [
     "MrtmResult",
     "Mrtm2Result",
     "LoganResult",
+    "LoganMapResult",
     "BasisMapResult",
 ]

@@ -29,9 +29,9 @@ from tspo_bids.kinetics._inputs import (
     require_frames,
 )
 from tspo_bids.kinetics.convolution import Sampling, model_grid, running_integral
-from tspo_bids.kinetics.results import LoganResult, Mrtm2Result, MrtmResult
+from tspo_bids.kinetics.results import LoganMapResult, LoganResult, Mrtm2Result, MrtmResult
 
-__all__ = ["fit_mrtm", "fit_mrtm2", "fit_logan_ref", "frame_integrals"]
+__all__ = ["fit_mrtm", "fit_mrtm2", "fit_logan_ref", "logan_ref_map", "frame_integrals"]
 
 _START_TOLERANCE_MIN = 1e-6
 _NO_WASHOUT = "g2 >= 0 (k2a <= 0): washout not identified; BPND = -(g1/g2 + 1) kept as the DVR-based estimate"
@@ -238,3 +238,82 @@ def fit_logan_ref(
         return LoganResult(math.nan, math.nan, k2_value, float(t_star), n_used, True, "singular regression")
     slope, intercept = (float(value) for value in coefficients)
     return LoganResult(dvr=slope, intercept=intercept, k2_ref=k2_value, t_star=float(t_star), n_frames_used=n_used)
+
+
+def logan_ref_map(
+    targets: ArrayLike,
+    reference: ArrayLike,
+    frame_start: ArrayLike,
+    frame_end: ArrayLike,
+    t_star: float,
+    k2_ref: float | None = None,
+    *,
+    sampling: Sampling = "frame_average",
+    background_fraction: float = 1e-3,
+) -> LoganMapResult:
+    """Logan reference plot for every column of ``targets`` at once (voxel maps).
+
+    The same plot as :func:`fit_logan_ref` (frame-duration weights, frames from ``t_star``),
+    solved in closed form for all voxels: with ``x = (int C_R + C_R/k2')/C_T`` and
+    ``y = int C_T/C_T``, the weighted slope is
+    ``(Sw*Swxy - Swx*Swy) / (Sw*Swxx - Swx^2)``.
+
+    Parameters
+    ----------
+    targets : array, shape (n_frames, n_voxels)
+        Voxel TACs (frame averages, decay-corrected to injection).
+    reference : array, shape (n_frames,)
+        Reference TAC, same unit.
+    frame_start, frame_end : array, shape (n_frames,)
+        Minutes from injection.
+    t_star : float
+        First frame start used (minutes).
+    k2_ref : float, optional
+        Reference k2' (1/min); None omits the ``C_R/k2'`` term.
+    background_fraction : float
+        Voxels whose maximum is below this fraction of the reference maximum, or that are not
+        positive in every frame after t*, are not fitted (NaN, flagged ``background``).
+
+    Returns
+    -------
+    LoganMapResult
+    """
+    model = "Logan reference map"
+    k2_value = None if k2_ref is None else _check_k2_ref(k2_ref, model)
+    start, end = check_frames(frame_start, frame_end, model)
+    target_tacs = check_tac(targets, start.size, "targets", model, allow_2d=True)
+    if target_tacs.ndim == 1:
+        target_tacs = target_tacs[:, None]
+    reference_tac = check_tac(reference, start.size, "reference", model)
+    used = _check_t_star(t_star, start, model)
+    require_frames(int(used.sum()), 2, model, f" (after t_star = {t_star:g} min)")
+    weights = (end - start)[used]
+
+    reference_integral = frame_integrals(reference_tac, start, end, sampling)
+    target_integral = frame_integrals(target_tacs, start, end, sampling)
+    numerator = reference_integral + (0.0 if k2_value is None else reference_tac / k2_value)
+    late = target_tacs[used]
+    background = (np.max(target_tacs, axis=0) < background_fraction * np.max(reference_tac)) | np.any(
+        late <= 0, axis=0
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = numerator[used][:, None] / late
+        y = target_integral[used] / late
+        w = weights[:, None]
+        sw = w.sum()
+        swx, swy = (w * x).sum(axis=0), (w * y).sum(axis=0)
+        swxx, swxy = (w * x * x).sum(axis=0), (w * x * y).sum(axis=0)
+        determinant = sw * swxx - swx**2
+        slope = (sw * swxy - swx * swy) / determinant
+        intercept = (swy - slope * swx) / sw
+    failed = ~background & ~(np.isfinite(slope) & (np.abs(determinant) > 0))
+    invalid = background | failed
+    return LoganMapResult(
+        dvr=np.where(invalid, np.nan, slope),
+        intercept=np.where(invalid, np.nan, intercept),
+        background=background,
+        failed=failed,
+        k2_ref=k2_value,
+        t_star=float(t_star),
+        n_frames_used=int(used.sum()),
+    )

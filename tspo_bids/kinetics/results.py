@@ -159,6 +159,28 @@ class LoganResult:
 
 
 @dataclass(frozen=True, eq=False)
+class LoganMapResult:
+    """Logan reference plot of many TACs: one value per voxel (column of the input).
+
+    ``dvr`` and ``intercept`` (min) are NaN where ``background`` (negligible or non-positive
+    TAC after t*) or ``failed`` (singular regression).
+    """
+
+    dvr: NDArray[np.float64]
+    intercept: NDArray[np.float64]
+    background: NDArray[np.bool_]
+    failed: NDArray[np.bool_]
+    k2_ref: float | None
+    t_star: float
+    n_frames_used: int
+
+    @property
+    def bp_nd(self) -> NDArray[np.float64]:
+        """BPND = DVR - 1."""
+        return self.dvr - 1.0
+
+
+@dataclass(frozen=True, eq=False)
 class BasisMapResult:
     """Basis-function fit of many TACs (SRTM or SRTM2): one value per voxel (column of the input).
 
