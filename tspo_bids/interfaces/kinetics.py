@@ -106,3 +106,62 @@ class FitRegionalModels(SimpleInterface):
             names.append(model)
         self._results.update(kinpar_files=files, model_names=names)
         return runtime
+
+
+class _ParametricMapsInputSpec(BaseInterfaceInputSpec):
+    pet_file = File(exists=True, mandatory=True, desc="4D PET, decay-corrected to injection (native grid)")
+    brain_mask = File(exists=True, mandatory=True, desc="brain mask on the PET grid")
+    tacs_file = File(exists=True, mandatory=True, desc="regional TACs holding the reference column")
+    reference_region = traits.Str(mandatory=True)
+    weights_region = traits.Str("wholebrain", usedefault=True)
+    metadata = traits.Dict(mandatory=True, desc="PET JSON sidecar")
+    t_star_min = traits.Float(desc="Logan t* (min); no Logan map when undefined")
+    suvr_window_min = traits.Tuple(traits.Float, traits.Float, desc="SUVR window (min); no SUVR map when undefined")
+
+
+class _ParametricMapsOutputSpec(TraitedSpec):
+    map_files = OutputMultiObject(File(exists=True), desc="one 3D map per (model, meas)")
+    models = traits.List(traits.Str)
+    measures = traits.List(traits.Str)
+    k2prime = traits.Float(desc="data-derived k2' (1/min) used by SRTM2 and Logan")
+
+
+class ComputeParametricMaps(SimpleInterface):
+    """Voxelwise SRTM, SRTM2, Logan and SUVR maps inside the brain mask (tspo_bids.pet.maps)."""
+
+    input_spec = _ParametricMapsInputSpec
+    output_spec = _ParametricMapsOutputSpec
+
+    def _run_interface(self, runtime):
+        from tspo_bids.kinetics import FrameTiming, frame_weights
+        from tspo_bids.pet.maps import parametric_maps
+
+        img = nib.load(self.inputs.pet_file)
+        series = np.asarray(img.get_fdata(dtype=np.float32))
+        mask = np.asarray(nib.load(self.inputs.brain_mask).dataobj) > 0
+        if mask.shape != series.shape[:3]:
+            raise ValueError("brain mask and PET grids differ")
+        timing = FrameTiming.from_bids(self.inputs.metadata, n_volumes=series.shape[-1])
+        table = pd.read_csv(self.inputs.tacs_file, sep="\t", na_values="n/a")
+        reference = table[self.inputs.reference_region].to_numpy(float)
+        weights = None
+        if self.inputs.weights_region in table:
+            weights = frame_weights(timing, table[self.inputs.weights_region].to_numpy(float))
+        result = parametric_maps(
+            series[mask].T, reference, timing.start_min, timing.end_min, weights,
+            self.inputs.t_star_min if isdefined(self.inputs.t_star_min) else None,
+            tuple(self.inputs.suvr_window_min) if isdefined(self.inputs.suvr_window_min) else None,
+        )
+        files, models, measures = [], [], []
+        for (model, meas), values in result.maps.items():
+            volume = np.full(mask.shape, np.nan, np.float32)
+            volume[mask] = values
+            path = Path(runtime.cwd) / f"model-{model}_meas-{meas}_mimap.nii.gz"
+            out = nib.Nifti1Image(volume, img.affine)
+            out.header.set_xyzt_units("mm")
+            nib.save(out, str(path))
+            files.append(str(path))
+            models.append(model)
+            measures.append(meas)
+        self._results.update(map_files=files, models=models, measures=measures, k2prime=result.k2prime)
+        return runtime

@@ -12,6 +12,7 @@ from nipype.interfaces.base import (
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -142,6 +143,8 @@ class _ResampleInputSpec(BaseInterfaceInputSpec):
     reference_file = File(exists=True, mandatory=True, desc="image defining the target grid")
     matrix_file = File(exists=True, mandatory=True, desc="JSON 4x4: target world point -> source world point")
     order = traits.Int(1, usedefault=True, desc="spline order (1 = trilinear)")
+    invert = traits.Bool(False, usedefault=True, desc="use the inverse of the matrix (e.g. T1w image onto PET grid)")
+    threshold = traits.Float(desc="binarise the result at this value (masks)")
 
 
 class _ResampleOutputSpec(TraitedSpec):
@@ -160,7 +163,12 @@ class ResampleToReference(SimpleInterface):
         moving = nib.load(self.inputs.in_file)
         reference = nib.load(self.inputs.reference_file)
         matrix = load_matrix(self.inputs.matrix_file)
+        if self.inputs.invert:
+            matrix = np.linalg.inv(matrix)
         resampled = resample_to(moving, reference, matrix, order=self.inputs.order)
+        if isdefined(self.inputs.threshold):
+            resampled = nib.Nifti1Image((np.asarray(resampled.dataobj) >= self.inputs.threshold).astype(np.uint8),
+                                        resampled.affine)
         out = Path(runtime.cwd) / "resampled.nii.gz"
         nib.save(resampled, str(out))
         self._results["out_file"] = str(out)

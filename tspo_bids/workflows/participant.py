@@ -13,6 +13,7 @@ from tspo_bids.pet.models import canonical_model_name
 from tspo_bids.anat.regions import REFERENCE_REGION
 from tspo_bids.interfaces.bids import DerivativesDataSink
 from tspo_bids.workflows.anat import init_anat_wf
+from tspo_bids.workflows.maps import init_parametric_maps_wf
 from tspo_bids.workflows.modelling import init_modelling_wf
 from tspo_bids.workflows.pet import init_pet_wf
 
@@ -21,15 +22,15 @@ from tspo_bids.workflows.pet import init_pet_wf
 class Output:
     """One derivative: which workflow output, which source file's entities, which name."""
 
-    node: str  # "anat", "pet" or "modelling": the sub-workflow whose outputnode holds it
+    node: str  # "anat", "pet", "modelling" or "maps": the sub-workflow whose outputnode holds it
     field: str  # outputnode field
     source: str  # "t1w" or "pet": whose entities the name reuses
     datatype: str
     suffix: str
     entities: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    iterate: str | None = None  # entity filled from a list output (MapNode), e.g. "label"
-    iterate_from: str | None = None  # outputnode field holding that list
+    # entities filled from list outputs (one MapNode sink over them): (entity, outputnode field)
+    iterate: tuple[tuple[str, str], ...] = ()
     needs_flair: bool = False
 
 
@@ -75,6 +76,14 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
         "R1": {"Description": "Relative delivery K1/K1'", "Units": "unitless"},
         "k2": {"Description": "Target efflux rate constant", "Units": "1/min"},
     }
+    map_meta = {
+        **{k: v for k, v in kinpar_meta.items() if k not in ("BPND", "DVR", "R1", "k2")},
+        "ModelName": "voxelwise reference-tissue model (model- entity): SRTM and SRTM2 by basis functions "
+                     "(Gunn 1997; Wu & Carson 2002), Logan reference plot (Logan 1996), SUVR",
+        "Units": "unitless (k2: 1/min)",
+        "Description": "Parametric map inside the brain mask (NaN outside or where a voxel could not be fitted); "
+                       "SRTM2 and Logan use the data-derived k2' (median k2/R1 of well-fitted SRTM voxels).",
+    }
     return [
         Output("anat", "t1w_preproc", "t1w", "anat", "T1w", {"desc": "preproc"},
                {"Description": "N4 bias-field corrected T1w", "SkullStripped": False}),
@@ -86,7 +95,7 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
         Output("anat", "csf_prob", "t1w", "anat", "probseg", {"label": "CSF"}),
         Output("anat", "mask_files", "t1w", "anat", "mask", {},
                {"Description": "Region mask in T1w space (definitions: tspo_bids.anat.regions)"},
-               iterate="label", iterate_from="region_names"),
+               iterate=(("label", "region_names"),)),
         Output("anat", "reference_mask", "t1w", "anat", "mask",
                {"label": REFERENCE_REGION, "desc": "ref"},
                {"Description": "Reference region: cerebellar grey matter (methods: README)"}),
@@ -106,7 +115,12 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
         Output("pet", "pet_mc", "pet", "pet", "pet", {"desc": "preproc"}, preproc_pet_meta),
         Output("modelling", "tacs_file", "pet", "pet", "tacs", {"seg": "tspo", "desc": "preproc"}, tacs_meta),
         Output("modelling", "kinpar_files", "pet", "pet", "kinpar", {}, kinpar_meta,
-               iterate="model", iterate_from="model_names"),
+               iterate=(("model", "model_names"),)),
+        Output("maps", "map_files", "pet", "pet", "mimap", {}, map_meta,
+               iterate=(("model", "models"), ("meas", "measures"))),
+        Output("maps", "map_files_t1w", "pet", "pet", "mimap", {"space": "T1w"},
+               {**map_meta, "SpatialReference": t1w_reference},
+               iterate=(("model", "models"), ("meas", "measures"))),
     ]
 
 
@@ -164,7 +178,20 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
     ])
 
     sources = {"t1w": str(run.t1w_file), "pet": str(run.pet_file)}
-    producers = {"anat": anat_wf, "pet": pet_wf, "modelling": modelling_wf}
+    maps_wf = init_parametric_maps_wf(
+        metadata,
+        reference_region=settings_reference(settings),
+        t_star_min=settings.t_star_min,
+        suvr_window_min=settings.suvr_window_min,
+    )
+    workflow.connect([
+        (pet_wf, maps_wf, [("outputnode.pet_mc", "inputnode.pet_mc"), ("outputnode.pet_ref", "inputnode.pet_ref"),
+                           ("outputnode.pet_to_t1w_matrix", "inputnode.pet_to_t1w_matrix")]),
+        (anat_wf, maps_wf, [("outputnode.brain_mask", "inputnode.brain_mask"),
+                            ("outputnode.t1w_preproc", "inputnode.t1w_preproc")]),
+        (modelling_wf, maps_wf, [("outputnode.tacs_file", "inputnode.tacs_file")]),
+    ])
+    producers = {"anat": anat_wf, "pet": pet_wf, "modelling": modelling_wf, "maps": maps_wf}
     t1w_reference = "bids::" + Path(run.t1w_file).relative_to(settings.bids_dir).as_posix()
     for output in _outputs(metadata, settings, t1w_reference):
         if output.needs_flair and run.flair_file is None:
@@ -179,12 +206,13 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         )
         sink_name = f"ds_{output.node}_{output.field}"
         if output.iterate:
-            sink = pe.MapNode(DerivativesDataSink(**sink_inputs), iterfield=["in_file", output.iterate],
+            iterfield = ["in_file"] + [entity for entity, _ in output.iterate]
+            sink = pe.MapNode(DerivativesDataSink(**sink_inputs), iterfield=iterfield,
                               name=sink_name, run_without_submitting=True)
         else:
             sink = pe.Node(DerivativesDataSink(**sink_inputs), name=sink_name, run_without_submitting=True)
         producer = producers[output.node]
         workflow.connect(producer, f"outputnode.{output.field}", sink, "in_file")
-        if output.iterate:
-            workflow.connect(producer, f"outputnode.{output.iterate_from}", sink, output.iterate)
+        for entity, source_field in output.iterate:
+            workflow.connect(producer, f"outputnode.{source_field}", sink, entity)
     return workflow
