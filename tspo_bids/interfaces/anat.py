@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import nibabel as nib
@@ -13,10 +14,13 @@ from nipype.interfaces.base import (
     OutputMultiObject,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
 from tspo_bids.interfaces._io import save_like
+
+LOGGER = logging.getLogger("nipype.interface")
 
 
 class _PreprocessT1wInputSpec(BaseInterfaceInputSpec):
@@ -140,6 +144,7 @@ class _DefineRegionsInputSpec(BaseInterfaceInputSpec):
     wm_prob = File(exists=True, mandatory=True)
     atlas_labels = File(exists=True, mandatory=True)
     brain_mask = File(exists=True, mandatory=True)
+    lesion_labels = File(exists=True, desc="lesion labels (adds lesion, nawm and perilesional shells)")
 
 
 class _DefineRegionsOutputSpec(TraitedSpec):
@@ -164,16 +169,25 @@ class DefineRegions(SimpleInterface):
         gm = nib.load(self.inputs.gm_prob)
         labels = np.asarray(nib.load(self.inputs.atlas_labels).dataobj)
         groups = AtlasGroups(**{g: atlas_group_mask(labels, g) for g in AtlasGroups.__dataclass_fields__})
-        regions = define_regions(
-            gm.get_fdata(),
-            nib.load(self.inputs.wm_prob).get_fdata(),
-            groups,
-            np.asarray(nib.load(self.inputs.brain_mask).dataobj) > 0,
-        )
+        gm_prob = gm.get_fdata()
+        wm_prob = nib.load(self.inputs.wm_prob).get_fdata()
+        brain = np.asarray(nib.load(self.inputs.brain_mask).dataobj) > 0
+        regions = define_regions(gm_prob, wm_prob, groups, brain)
+        if isdefined(self.inputs.lesion_labels):
+            from tspo_bids.anat.ms_regions import define_ms_regions
+
+            lesions = np.asarray(nib.load(self.inputs.lesion_labels).dataobj) > 0
+            reference = regions.pop(REFERENCE_REGION)
+            regions.update(define_ms_regions(wm_prob, gm_prob, lesions, gm.header.get_zooms()[:3],
+                                             atlas=groups, brain_mask=brain))
+            regions[REFERENCE_REGION] = reference  # the reference stays last
         cwd = Path(runtime.cwd)
         voxel_mm3 = float(np.prod(gm.header.get_zooms()[:3]))
         files, names, volumes = [], [], []
         for name, mask in regions.items():
+            if not mask.any():
+                LOGGER.info("region %s is empty: not written, not fitted", name)
+                continue
             files.append(save_like(mask, gm, cwd / f"label-{name}_mask.nii.gz", dtype=np.uint8))
             names.append(name)
             volumes.append(float(mask.sum()) * voxel_mm3)

@@ -12,6 +12,7 @@ from tspo_bids import __version__
 from tspo_bids.pet.models import canonical_model_name
 from tspo_bids.anat.regions import REFERENCE_REGION
 from tspo_bids.interfaces.bids import DerivativesDataSink
+from tspo_bids.interfaces.lesions import LesionStatistics
 from tspo_bids.workflows.anat import init_anat_wf
 from tspo_bids.workflows.maps import init_parametric_maps_wf
 from tspo_bids.workflows.modelling import init_modelling_wf
@@ -22,7 +23,7 @@ from tspo_bids.workflows.pet import init_pet_wf
 class Output:
     """One derivative: which workflow output, which source file's entities, which name."""
 
-    node: str  # "anat", "pet", "modelling" or "maps": the sub-workflow whose outputnode holds it
+    node: str  # "anat", "pet", "modelling", "maps" (sub-workflow outputnodes) or "lesions" (a node)
     field: str  # outputnode field
     source: str  # "t1w" or "pet": whose entities the name reuses
     datatype: str
@@ -99,6 +100,10 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
         Output("anat", "reference_mask", "t1w", "anat", "mask",
                {"label": REFERENCE_REGION, "desc": "ref"},
                {"Description": "Reference region: cerebellar grey matter (methods: README)"}),
+        Output("anat", "lesion_labels", "t1w", "anat", "dseg", {"desc": "lesions"},
+               {"Description": "MS lesions in T1w space: 0 background, 1..N one label per lesion (connected "
+                               "components of at least the minimum volume); from the user's mask when given, "
+                               "else segmented from FLAIR + T1w"}),
         Output("anat", "region_table", "t1w", "anat", "morph", {"seg": "tspo"},
                {"volume_mm3": {"Description": "Region volume", "Units": "mm^3"}}),
         Output("anat", "flair_t1w", "t1w", "anat", "FLAIR", {"space": "T1w", "desc": "preproc"},
@@ -116,6 +121,11 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
         Output("modelling", "tacs_file", "pet", "pet", "tacs", {"seg": "tspo", "desc": "preproc"}, tacs_meta),
         Output("modelling", "kinpar_files", "pet", "pet", "kinpar", {}, kinpar_meta,
                iterate=(("model", "model_names"),)),
+        Output("lesions", "table", "pet", "pet", "kinpar", {"model": "SRTM2", "desc": "lesions"},
+               {"Description": "Per-lesion volume (mm^3) and DVR statistics of the lesion core and its rim "
+                               "(a shell outside the lesion, in WM), from the T1w-space SRTM2 DVR map; the "
+                               "group level classifies lesions with a threshold from healthy controls.",
+                "RimWidth": {"Value": 2.0, "Units": "mm"}}),
         Output("maps", "map_files", "pet", "pet", "mimap", {}, map_meta,
                iterate=(("model", "models"), ("meas", "measures"))),
         Output("maps", "map_files_t1w", "pet", "pet", "mimap", {"space": "T1w"},
@@ -155,8 +165,14 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
     omp = max(1, int(getattr(settings, "omp_nthreads", 1) or 1))
     metadata = dict(run.metadata)
 
-    anat_wf = init_anat_wf(has_flair=run.flair_file is not None, omp_nthreads=omp,
-                           random_seed=int(getattr(settings, "random_seed", 0) or 0))
+    anat_wf = init_anat_wf(
+        has_flair=run.flair_file is not None,
+        lesion_mask=str(run.lesion_mask_file) if run.lesion_mask_file is not None else None,
+        lesion_mask_space=run.lesion_mask_space or "T1w",
+        lesion_min_volume_mm3=settings.lesion_min_volume_mm3,
+        omp_nthreads=omp,
+        random_seed=int(getattr(settings, "random_seed", 0) or 0),
+    )
     anat_wf.inputs.inputnode.t1w_file = str(run.t1w_file)
     if run.flair_file is not None:
         anat_wf.inputs.inputnode.flair_file = str(run.flair_file)
@@ -191,7 +207,14 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
                             ("outputnode.t1w_preproc", "inputnode.t1w_preproc")]),
         (modelling_wf, maps_wf, [("outputnode.tacs_file", "inputnode.tacs_file")]),
     ])
-    producers = {"anat": anat_wf, "pet": pet_wf, "modelling": modelling_wf, "maps": maps_wf}
+    lesion_stats = pe.Node(LesionStatistics(model="SRTM2"), name="lesion_statistics")
+    workflow.connect([
+        (anat_wf, lesion_stats, [("outputnode.lesion_labels", "lesion_labels"), ("outputnode.wm_prob", "wm_prob")]),
+        (maps_wf, lesion_stats, [("outputnode.map_files_t1w", "map_files"), ("outputnode.models", "models"),
+                                 ("outputnode.measures", "measures")]),
+    ])
+    producers = {"anat": anat_wf, "pet": pet_wf, "modelling": modelling_wf, "maps": maps_wf,
+                 "lesions": lesion_stats}
     t1w_reference = "bids::" + Path(run.t1w_file).relative_to(settings.bids_dir).as_posix()
     for output in _outputs(metadata, settings, t1w_reference):
         if output.needs_flair and run.flair_file is None:
@@ -212,7 +235,8 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         else:
             sink = pe.Node(DerivativesDataSink(**sink_inputs), name=sink_name, run_without_submitting=True)
         producer = producers[output.node]
-        workflow.connect(producer, f"outputnode.{output.field}", sink, "in_file")
+        prefix = "" if isinstance(producer, pe.Node) else "outputnode."
+        workflow.connect(producer, prefix + output.field, sink, "in_file")
         for entity, source_field in output.iterate:
-            workflow.connect(producer, f"outputnode.{source_field}", sink, entity)
+            workflow.connect(producer, prefix + source_field, sink, entity)
     return workflow
