@@ -28,6 +28,7 @@ from tspo_bids.kinetics.simulation import (
 from tspo_bids.pet.svca import (
     SVCA_CLASSES,
     SvcaControl,
+    background_class,
     build_svca_classes,
     gm_fraction,
     interpolate_classes,
@@ -224,6 +225,43 @@ def test_gm_fraction_recovers_noisy_mixtures() -> None:
     assert np.median(unconstrained) > 0.05
 
 
+def test_background_class_is_the_z_score_of_zero_activity() -> None:
+    rng = np.random.default_rng(13)
+    tacs = rng.gamma(2.0, 3.0, size=(6, 400))
+    background = background_class(tacs)
+    np.testing.assert_allclose((normalise_tacs(tacs) - background[:, None]) * tacs.std(1, keepdims=True), tacs,
+                               atol=1e-10)
+    tacs[0] = 2.0  # a frame without spread: 0, like normalise_tacs
+    assert background_class(tacs)[0] == 0.0
+    with pytest.raises(InputError, match="at least 2 voxels"):
+        background_class(np.ones((3, 1)))
+
+
+def test_background_class_recovers_gm_fraction_of_csf_diluted_voxels() -> None:
+    """Raw voxels = GM/WM/thalamus/blood fractions plus a zero-activity (CSF) fraction of 0-50 %. With the
+    background class GMfrac equals the true GM fraction (noise-free, 1e-8); without it, GM voxels diluted
+    by CSF look like pure GM (the reason the background class is recommended)."""
+    rng = np.random.default_rng(14)
+    curves = np.stack([CURVES["gmref"], CURVES["wm"], CURVES["thalamus"], CURVES["blood"]], 1)
+    tissue = rng.dirichlet([3.0, 3.0, 1.0, 0.3], size=4000).T
+    tissue[:, :1000] = np.array([[1.0], [0.0], [0.0], [0.0]])  # pure GM ...
+    csf = rng.uniform(0.0, 0.5, 4000)
+    fractions = tissue * (1.0 - csf)  # ... diluted by CSF
+    raw = curves @ fractions
+    z = normalise_tacs(raw)
+    sd = raw.std(1, keepdims=True)  # pure tissues under the same normalisation (frames before arrival: 0)
+    classes = np.where(sd > 0, (curves - raw.mean(1, keepdims=True)) / np.where(sd > 0, sd, 1.0), 0.0)
+    with_background = gm_fraction(z, classes, background=background_class(raw))
+    assert np.abs(with_background - fractions[0]).max() <= 1e-8
+    diluted_gm = np.arange(4000) < 1000
+    diluted_gm &= csf > 0.2
+    without = gm_fraction(z, classes)
+    assert np.mean(without[diluted_gm] > 0.9) > 0.5  # accepted as GM although <= 80 % GM
+    assert not np.any(with_background[diluted_gm] > 0.9)
+    with pytest.raises(InputError, match="background class has 3 frames"):
+        gm_fraction(z, classes, background=np.zeros(3))
+
+
 def test_gm_fraction_is_zero_not_nan_without_any_component() -> None:
     classes = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     voxels = -classes.sum(1, keepdims=True) * np.array([1.0, 2.0])  # anti-correlated with every class
@@ -285,25 +323,29 @@ def test_build_classes_input_errors() -> None:
 
 
 # ----------------------------------------------------------------------------- reference
-def _reference_in(seed: int, cov: float, patient: bool, binding_fraction: float) -> tuple[int, float, float]:
-    """(selected voxels, purity, max relative TAC error after 2 min) of one simulated subject."""
+def _reference_in(seed: int, cov: float, patient: bool, binding_fraction: float,
+                  background: bool = True) -> tuple[int, float, float]:
+    """(selected voxels, purity, max relative TAC error after 2 min) of one simulated subject; GMfrac with
+    the sum-to-one solver and, with ``background``, the zero-activity class (the recommended use)."""
     rng = np.random.default_rng(seed)
     classes = control_classes(rng, cov=cov)
     subject = simulate_brain(rng, patient=patient, cov=cov, binding_fraction=binding_fraction)
-    fraction = gm_fraction(normalise_tacs(subject.raw), classes)
+    fraction = gm_fraction(normalise_tacs(subject.raw), classes,
+                           background=background_class(subject.raw) if background else None)
     mask, tac = svca_reference(subject.raw, fraction, subject.gm_prob)
     late = TIMING.start_min >= 2.0
     error = np.abs(tac[late] / CURVES["gmref"][late] - 1.0)
     purity = float(subject.true_reference[mask].mean())
-    print(f"SVCA cov {cov}, binding cortex {binding_fraction}: {mask.sum()} voxels, purity {purity:.3f}, "
+    print(f"SVCA cov {cov}, binding cortex {binding_fraction}, background {background}: {mask.sum()} voxels, purity {purity:.3f}, "
           f"max TAC error after 2 min {error.max():.4f}")
     return int(mask.sum()), purity, float(error.max())
 
 
-def test_svca_reference_purity_in_a_noisy_patient() -> None:
+@pytest.mark.parametrize("background", [True, False])
+def test_svca_reference_purity_in_a_noisy_patient(background: bool) -> None:
     """Acceptance (part 1): >= 90 % of the selected voxels are true reference voxels (>= 90 % non-binding
     GM), in a patient with 20 % of cortex binding (BPND 0.3) and 10 % voxel noise."""
-    n_voxels, purity, _ = _reference_in(seed=5, cov=0.10, patient=True, binding_fraction=0.2)
+    n_voxels, purity, _ = _reference_in(seed=5, cov=0.10, patient=True, binding_fraction=0.2, background=background)
     assert n_voxels >= 20
     assert purity >= 0.90
 
@@ -317,9 +359,10 @@ def test_svca_reference_tac_without_noise() -> None:
     assert error <= 0.03
 
 
-def test_svca_reference_tac_within_3_percent_in_a_noisy_patient() -> None:
+@pytest.mark.parametrize("background", [True, False])
+def test_svca_reference_tac_within_3_percent_in_a_noisy_patient(background: bool) -> None:
     """Acceptance (part 2): TAC within 3 % after 2 min, same noisy patient as the purity test."""
-    _, _, error = _reference_in(seed=5, cov=0.10, patient=True, binding_fraction=0.2)
+    _, _, error = _reference_in(seed=5, cov=0.10, patient=True, binding_fraction=0.2, background=background)
     assert error <= 0.03
 
 
