@@ -44,7 +44,13 @@ is ``-mean/sd`` of each frame (:func:`background_class`, from the subject's own 
 needed); passing it as ``gm_fraction(..., background=...)`` makes ``GMfrac`` the voxel's true GM
 fraction. This plays the role of the extracerebral classes of SVCA6 (Turkheimer et al. 2007) that
 SVCA4 drops by masking the brain (Boellaard et al. 2008). In a PSF-blurred spatial simulation
-(5 mm, thick GM shell) it raised purity from ~0.50 to ~0.85 (benchmarks/validate_svca.py).
+(5 mm, thick GM shell) it raised purity from ~0.44 to ~0.85 (benchmarks/validate_svca.py). Without
+it, on blurred data with a brain edge, the sum-to-one solver is *worse* than the published ratio
+(purity ~0.44 vs ~0.90): callers should always pass ``background=background_class(raw)``.
+
+Known gap (benchmarks/validate_svca.py): on the spatial PSF-blurred brain no variant meets purity
+>= 0.90 with TAC error <= 3 % (published: purity 0.90, error 6 %; sum-to-one + background: 0.85, 7 %
+at 10 % noise): the GM class built from controls' ``p_GM > 0.9`` voxels is itself a blurred GM/WM mix.
 
 Alternatives tried and rejected (same data): per-frame weights in the NNLS (Poisson weights
 ``dur / (C_wb DCF)`` rescaled to z-units by the frame SD, duration weights, or weights from the

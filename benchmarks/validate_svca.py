@@ -1,0 +1,132 @@
+"""Validate the SVCA4 reference region (tspo_bids.pet.svca) on simulated [11C]-(R)-PK11195 brains.
+
+Prints, per voxel-noise level (COV 10/20/30 %) and seed, the number of selected voxels, their purity
+(share of true reference voxels: >= 90 % non-binding grey matter in the PET signal) and the maximum
+relative error of the reference TAC after 2 min, for three GMfrac solvers:
+
+- ``published``: unconstrained NNLS and ``b_GM / sum(b)`` (Turkheimer 2007; sum_to_one=False);
+- ``sum1``: fractions constrained to sum to one (the default);
+- ``sum1+bg``: sum to one plus the zero-activity background class (recommended).
+
+Two brains: ``mixture`` = the voxel population of tests/pet/test_svca.py (partial-volume mixtures of GM,
+WM, thalamus, blood; 20 % of cortex binding with BPND 0.3 in the patient); ``spatial`` = a 2 mm grid
+with a thick GM shell, WM core, thalamus, a vessel and binding cortical patches, blurred by a 5 mm PSF,
+white voxel noise after blurring (as the project's phantom), classes from 3 controls processed the same
+way. Acceptance (issue 4): purity >= 0.90 and TAC error <= 0.03.
+
+Usage: /work/venv/bin/python benchmarks/validate_svca.py [--seeds 5 11 12] [--no-spatial]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "pet"))
+import test_svca as sim  # noqa: E402  (the test's simulated tissues and mixture brain)
+
+from tspo_bids.kinetics.simulation import add_noise, scale_for_cov  # noqa: E402
+from tspo_bids.pet.svca import (  # noqa: E402
+    SvcaControl,
+    background_class,
+    build_svca_classes,
+    gm_fraction,
+    normalise_tacs,
+)
+
+TIMING = sim.TIMING
+LATE = TIMING.start_min >= 2.0
+SOLVERS = {"published": (False, False), "sum1": (True, False), "sum1+bg": (True, True)}
+VOXEL_MM = 2.0
+
+
+def _score(raw, gm_prob, true_reference, classes, solver):
+    sum_to_one, with_background = SOLVERS[solver]
+    fraction = gm_fraction(normalise_tacs(raw), classes, sum_to_one=sum_to_one,
+                           background=background_class(raw) if with_background else None)
+    mask = (fraction > 0.9) & (gm_prob > 0.9)
+    if not mask.any():
+        return 0, float("nan"), float("nan")
+    tac = raw[:, mask].mean(axis=1)
+    error = np.abs(tac[LATE] / sim.CURVES["gmref"][LATE] - 1.0).max()
+    return int(mask.sum()), float(true_reference[mask].mean()), float(error)
+
+
+def mixture_case(seed: int, cov: float):
+    rng = np.random.default_rng(seed)
+    classes = sim.control_classes(rng, cov=cov)
+    subject = sim.simulate_brain(rng, patient=True, cov=cov, binding_fraction=0.2)
+    return {name: _score(subject.raw, subject.gm_prob, subject.true_reference, classes, name) for name in SOLVERS}
+
+
+def spatial_brain(rng: np.random.Generator, patient: bool, cov: float, psf_mm: float = 5.0, n: int = 44) -> dict:
+    grid = np.indices((n, n, n)).astype(float) - (n - 1) / 2
+    radius = np.sqrt((grid**2).sum(0)) * VOXEL_MM
+    field = ndimage.gaussian_filter(rng.standard_normal((n, n, n)), 4)
+    field /= field.std()
+    outer = 40 + 2.5 * field
+    brain = radius < outer
+    gm = brain & (radius > outer - 16 - 2 * field)
+    thalamus = np.sqrt(((grid - np.array([0, 3, 0])[:, None, None, None]) ** 2).sum(0)) * VOXEL_MM < 9
+    vessel = brain & (np.abs(grid[0]) * VOXEL_MM < 1.5) & (np.abs(grid[1] - 10) * VOXEL_MM < 1.5)
+    binding = np.zeros_like(gm)
+    if patient:
+        patches = ndimage.gaussian_filter(rng.standard_normal((n, n, n)), 5)
+        binding = gm & (patches > 0.6 * patches.std())
+    labels = {"gmref": gm & ~binding & ~vessel, "gmbinding": binding & ~vessel, "wm": brain & ~gm & ~thalamus & ~vessel,
+              "thalamus": thalamus & ~vessel, "blood": vessel}
+    sigma = psf_mm / 2.3548 / VOXEL_MM
+    fractions = {k: ndimage.gaussian_filter(v.astype(float), sigma) for k, v in labels.items()}
+    clean = sum(fractions[k][brain][None, :] * sim.CURVES[k][:, None] for k in labels)  # (frames, brain voxels)
+    raw = add_noise(clean, TIMING, scale_for_cov(sim.CURVES["gmref"], TIMING, cov), rng)
+    return {"raw": raw, "gm_prob": (labels["gmref"] | labels["gmbinding"])[brain].astype(float),
+            "wm_prob": labels["wm"][brain].astype(float), "thalamus": labels["thalamus"][brain],
+            "true_reference": fractions["gmref"][brain] >= 0.9}
+
+
+def spatial_case(seed: int, cov: float):
+    rng = np.random.default_rng(seed)
+    controls = []
+    for _ in range(3):
+        control = spatial_brain(rng, patient=False, cov=cov)
+        controls.append(SvcaControl(normalise_tacs(control["raw"]), control["gm_prob"], control["wm_prob"],
+                                    control["thalamus"], TIMING.end_min))
+    classes = build_svca_classes(controls)
+    subject = spatial_brain(rng, patient=True, cov=cov)
+    return {name: _score(subject["raw"], subject["gm_prob"], subject["true_reference"], classes, name)
+            for name in SOLVERS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[5, 11, 12])
+    parser.add_argument("--covs", type=float, nargs="+", default=[0.10, 0.20, 0.30])
+    parser.add_argument("--no-spatial", action="store_true")
+    args = parser.parse_args()
+    cases = {"mixture": mixture_case} if args.no_spatial else {"mixture": mixture_case, "spatial": spatial_case}
+    print(f"{'brain':8s} {'cov':>5s} {'seed':>5s} {'solver':10s} {'voxels':>7s} {'purity':>7s} {'TACerr':>7s}  pass")
+    for brain, case in cases.items():
+        for cov in args.covs:
+            summary = {name: [] for name in SOLVERS}
+            for seed in args.seeds:
+                start = time.perf_counter()
+                results = case(seed, cov)
+                for name, (count, purity, error) in results.items():
+                    ok = purity >= 0.90 and error <= 0.03
+                    summary[name].append((purity, error, ok))
+                    print(f"{brain:8s} {cov:5.2f} {seed:5d} {name:10s} {count:7d} {purity:7.3f} {error:7.4f}  "
+                          f"{'yes' if ok else 'no'}")
+                print(f"{'':8s} ({time.perf_counter() - start:.1f} s)")
+            for name, rows in summary.items():
+                purities, errors, oks = zip(*rows)
+                print(f"== {brain} cov {cov:.2f} {name:10s}: purity min {np.nanmin(purities):.3f}, TAC error max "
+                      f"{np.nanmax(errors):.4f}, pass {sum(oks)}/{len(oks)}")
+
+
+if __name__ == "__main__":
+    main()
