@@ -34,6 +34,15 @@ REF_REGION_CHOICES: tuple[str, ...] = ("cerebellum",)
 #: Lesions smaller than this are dropped (mm^3; methods.md section 4).
 DEFAULT_LESION_MIN_VOLUME_MM3 = 27.0
 
+#: Lesion phenotypes (methods.md section 4; Polvinen et al. 2023): participants.tsv group of the
+#: healthy controls, percentile of their NAWM voxel DVRs above which a voxel is "active", active-voxel
+#: fraction above which a core or rim is active [verify], and the patient marker's cut-offs.
+DEFAULT_CONTROL_GROUP = "HC"
+DEFAULT_ACTIVE_PERCENTILE = 95.0
+DEFAULT_ACTIVE_FRACTION = 0.5
+DEFAULT_RIM_ACTIVE_MIN = 0.10
+DEFAULT_INACTIVE_MAX = 0.50
+
 
 class ReadOnlyDict(dict):
     """A dict that refuses changes but still pickles and deep-copies (Nipype copies node inputs;
@@ -202,6 +211,8 @@ class Settings:
         Logan t* (minutes); None = tracer preset.
     suvr_window_min : tuple of float or None
         SUVR window start/end (minutes from injection); None = tracer preset.
+    control_group, active_percentile, active_fraction, rim_active_min, inactive_max
+        Lesion-phenotype options of the group level (see the DEFAULT_* constants).
     lesion_min_volume_mm3 : float
         Lesions smaller than this are dropped.
     random_seed : int or None
@@ -235,6 +246,11 @@ class Settings:
     t_star_min: float | None = None
     suvr_window_min: tuple[float, float] | None = None
     lesion_min_volume_mm3: float = DEFAULT_LESION_MIN_VOLUME_MM3
+    control_group: str = DEFAULT_CONTROL_GROUP
+    active_percentile: float = DEFAULT_ACTIVE_PERCENTILE
+    active_fraction: float = DEFAULT_ACTIVE_FRACTION
+    rim_active_min: float = DEFAULT_RIM_ACTIVE_MIN
+    inactive_max: float = DEFAULT_INACTIVE_MAX
     random_seed: int | None = None
     verbose: int = 0
     command_line: str = ""

@@ -33,3 +33,11 @@ def test_collect_and_join(tmp_path):
 
 def test_collect_empty(tmp_path):
     assert collect_kinpar(tmp_path).empty
+
+
+def test_per_lesion_tables_are_not_regions(tmp_path):
+    _kinpar(tmp_path / "sub-01/pet/sub-01_model-SRTM_kinpar.tsv", [0.2, 0.1])
+    lesions = tmp_path / "sub-01/pet/sub-01_model-SRTM2_desc-lesions_kinpar.tsv"
+    pd.DataFrame({"lesion_id": [1], "volume_mm3": [100.0]}).to_csv(lesions, sep="\t", index=False)
+    table = collect_kinpar(tmp_path)
+    assert len(table) == 2 and "lesion_id" not in table.columns

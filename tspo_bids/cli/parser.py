@@ -21,6 +21,13 @@ from typing import Any
 import yaml
 
 from tspo_bids import __version__
+from tspo_bids.config import (
+    DEFAULT_ACTIVE_FRACTION,
+    DEFAULT_ACTIVE_PERCENTILE,
+    DEFAULT_CONTROL_GROUP,
+    DEFAULT_INACTIVE_MAX,
+    DEFAULT_RIM_ACTIVE_MIN,
+)
 from tspo_bids.config import DEFAULT_LESION_MIN_VOLUME_MM3, DEFAULT_MODELS, REF_REGION_CHOICES, TRACER_PRESETS
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
@@ -114,6 +121,20 @@ def _positive_float(value: str) -> float:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from error
     if not number > 0:
         raise argparse.ArgumentTypeError(f"{value!r} must be > 0")
+    return number
+
+
+def _fraction(value: str) -> float:
+    number = _non_negative_float(value)
+    if number > 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a fraction between 0 and 1")
+    return number
+
+
+def _percentile(value: str) -> float:
+    number = _positive_float(value)
+    if number >= 100:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a percentile below 100")
     return number
 
 
@@ -224,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     sci.add_argument("--lesion-min-volume", type=_non_negative_float, metavar="MM3",
                      dest="lesion_min_volume_mm3", default=DEFAULT_LESION_MIN_VOLUME_MM3,
                      help="drop lesions smaller than this volume (mm^3)")
+
+    les = parser.add_argument_group("lesion phenotypes (group level; methods: README)")
+    les.add_argument("--control-group", default=DEFAULT_CONTROL_GROUP, metavar="LABEL",
+                     help="participants.tsv 'group' value of the healthy controls whose NAWM voxel DVRs set the "
+                          "active-voxel threshold")
+    les.add_argument("--active-percentile", type=_percentile, default=DEFAULT_ACTIVE_PERCENTILE, metavar="P",
+                     help="a voxel is active when its DVR exceeds this percentile of the controls' NAWM voxel DVRs")
+    les.add_argument("--active-fraction", type=_fraction, default=DEFAULT_ACTIVE_FRACTION, metavar="F",
+                     help="a lesion core or rim is active when more than this fraction of its voxels is active")
+    les.add_argument("--rim-active-min", type=_fraction, default=DEFAULT_RIM_ACTIVE_MIN, metavar="F",
+                     help="patient marker: proportion of rim-active lesions above this (Polvinen 2023)")
+    les.add_argument("--inactive-max", type=_fraction, default=DEFAULT_INACTIVE_MAX, metavar="F",
+                     help="patient marker: and proportion of inactive lesions at most this")
 
     beh = parser.add_argument_group("other options")
     beh.add_argument("--random-seed", type=int, metavar="SEED",

@@ -126,6 +126,16 @@ TISSUE_RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 #: Multiplier of the white-matter BPND in MS (normal-appearing white matter), range.
 NAWM_INCREASE = (1.03, 1.10)
 
+#: Multiplier of the thalamic BPND in MS, range (patients may have higher thalamic binding).
+THALAMUS_INCREASE = (1.00, 1.10)
+
+#: Perilesional NAWM: BPND added at the lesion edge, range; it decays linearly to 0 at
+#: :data:`PERILESION_EXTENT_MM` (see :mod:`tspo_bids.simulate.phenotypes`).
+PERILESION_INCREASE = (0.05, 0.10)
+
+#: Distance from the lesions over which the perilesional increase decays to zero, mm.
+PERILESION_EXTENT_MM = 6.0
+
 
 @dataclass(frozen=True)
 class TissueKinetics:
@@ -137,7 +147,8 @@ class TissueKinetics:
         The reference tissue (cerebellar hemisphere grey matter), BPND 0 by definition.
     tissues : dict of str to SrtmParams
         ``cortexgm``, ``wm`` (NAWM in patients), ``thalamus``, ``deepgm`` and, in
-        patients, ``lesion``.
+        patients, ``lesion`` (default lesion core) and ``perilesion`` (white matter at a
+        lesion's edge: ``wm`` with the perilesional increase added to BPND).
     """
 
     reference: TwoTissueParams
@@ -159,7 +170,9 @@ def draw_kinetics(rng: np.random.Generator, protocol: TracerProtocol, group: str
 
     Every BPND is drawn from :data:`TISSUE_RANGES`, multiplied by the genotype
     factor of the tracer; patients (any group but ``HC``) get the white-matter BPND
-    raised by :data:`NAWM_INCREASE` and a lesion tissue. ``k2 = R1 * k2'`` with ``k2'``
+    raised by :data:`NAWM_INCREASE`, the thalamic BPND by :data:`THALAMUS_INCREASE`, a
+    lesion tissue and a ``perilesion`` tissue (``wm`` R1, BPND ``wm`` + a draw from
+    :data:`PERILESION_INCREASE` times the genotype factor). ``k2 = R1 * k2'`` with ``k2'``
     the reference's efflux, so each target is exactly SRTM against the reference.
     """
     reference = protocol.reference[genotype]
@@ -173,6 +186,12 @@ def draw_kinetics(rng: np.random.Generator, protocol: TracerProtocol, group: str
         bp = rng.uniform(*bp_range) * binding
         if name == "wm" and patient:
             bp *= rng.uniform(*NAWM_INCREASE)
+        if name == "thalamus" and patient:
+            bp *= rng.uniform(*THALAMUS_INCREASE)
         r1 = rng.uniform(*r1_range)
         tissues[name] = SrtmParams(r1=float(r1), k2=float(r1 * k2_ref), bp_nd=float(bp))
+    if patient:
+        wm = tissues["wm"]
+        increase = rng.uniform(*PERILESION_INCREASE) * binding
+        tissues["perilesion"] = SrtmParams(r1=wm.r1, k2=wm.k2, bp_nd=float(wm.bp_nd + increase))
     return TissueKinetics(reference=reference, tissues=tissues)

@@ -33,6 +33,8 @@ def collect_kinpar(output_dir: Path, participant_label: list[str] | None = None)
     frames = []
     for path in sorted(Path(output_dir).glob("sub-*/**/pet/*_kinpar.tsv")):
         entities = parse_entities(path)
+        if entities.get("desc") == "lesions":  # per-lesion tables: lesion phenotypes, not regions
+            continue
         if participant_label and entities.get("sub") not in participant_label:
             continue
         table = pd.read_csv(path, sep="\t", na_values="n/a")

@@ -10,6 +10,7 @@ from tspo_bids.bids.derivatives import write_json_atomic, write_tsv_atomic
 from tspo_bids.bids.discovery import read_participants
 from tspo_bids.errors import InputError
 from tspo_bids.stats.collect import collect_kinpar, join_participants
+from tspo_bids.workflows.group_lesions import run_lesion_phenotypes
 
 LOGGER = logging.getLogger("tspo_bids.group")
 
@@ -48,7 +49,8 @@ def run_group(settings: Any) -> Path:
         raise InputError(
             f"{output_dir}: no participant results (*_kinpar.tsv) found; run the participant level first"
         )
-    table = join_participants(kinpar, read_participants(Path(settings.bids_dir)))
+    participants = read_participants(Path(settings.bids_dir))
+    table = join_participants(kinpar, participants)
     group_dir = output_dir / "group"
     group_dir.mkdir(parents=True, exist_ok=True)
     out = group_dir / "group_kinpar.tsv"
@@ -56,4 +58,5 @@ def run_group(settings: Any) -> Path:
     write_json_atomic(GROUP_TABLE_DESCRIPTION, out.with_suffix(".json"))
     LOGGER.info("group table: %d rows, %d participants -> %s",
                 len(table), table["participant_id"].nunique(), out)
+    run_lesion_phenotypes(settings, participants)
     return out

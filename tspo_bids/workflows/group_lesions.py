@@ -1,0 +1,114 @@
+"""Group level, lesion phenotypes: controls' active-voxel threshold, lesion classes, patient markers.
+
+Reads the participant derivatives (T1w-space SRTM2 DVR maps, NAWM masks, lesion labels, WM
+fractions) and writes ``group/lesion_phenotypes.tsv`` and ``group/participant_lesion_markers.tsv``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from tspo_bids.bids.derivatives import write_json_atomic, write_tsv_atomic
+from tspo_bids.bids.names import parse_entities
+
+LOGGER = logging.getLogger("tspo_bids.group")
+
+#: Parametric map whose DVR the phenotypes use (the participant level summarises the same one).
+PHENOTYPE_MODEL = "SRTM2"
+
+
+def _session_key(path: Path) -> tuple[str, str | None]:
+    entities = parse_entities(path)
+    return f"sub-{entities['sub']}", entities.get("ses")
+
+
+def _find(output_dir: Path, pattern: str) -> dict[tuple[str, str | None], Path]:
+    return {_session_key(p): p for p in sorted(output_dir.glob(pattern))}
+
+
+def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Path]:
+    """Classify every patient lesion and summarise each patient (methods: README).
+
+    Returns the tables written; none (with a log line saying why) when the dataset has no
+    control with a DVR map, or no lesion.
+    """
+    output_dir = Path(settings.output_dir)
+    dvr_maps = _find(output_dir, f"sub-*/**/pet/*_space-T1w_model-{PHENOTYPE_MODEL}_meas-DVR_mimap.nii.gz")
+    nawm_masks = _find(output_dir, "sub-*/**/anat/*_label-nawm_mask.nii.gz")
+    lesion_labels = _find(output_dir, "sub-*/**/anat/*_desc-lesions_dseg.nii.gz")
+    wm_fractions = _find(output_dir, "sub-*/**/anat/*_label-WM_probseg.nii.gz")
+    if "group" not in participants.columns:
+        LOGGER.warning("participants.tsv has no 'group' column: lesion phenotypes need healthy controls; skipped")
+        return []
+    groups = participants.set_index("participant_id")["group"].astype(str).to_dict()
+    controls = [key for key in dvr_maps if groups.get(key[0]) == settings.control_group and key in nawm_masks]
+    if not controls:
+        LOGGER.warning("no %s participant with a %s DVR map and a NAWM mask: the active-voxel threshold needs "
+                       "healthy controls; lesion phenotypes skipped", settings.control_group, PHENOTYPE_MODEL)
+        return []
+
+    from tspo_bids.pet.phenotypes import active_threshold, classify_lesions, lesion_statistics, patient_marker
+
+    control_values = []
+    for key in controls:
+        dvr = nib.load(dvr_maps[key]).get_fdata(dtype=np.float32)
+        nawm = np.asarray(nib.load(nawm_masks[key]).dataobj) > 0
+        values = dvr[nawm]
+        control_values.append(values[np.isfinite(values)])
+    threshold = active_threshold(control_values, percentile=settings.active_percentile)
+    LOGGER.info("active-voxel DVR threshold %.4f (%g th percentile of NAWM voxels of %d controls)",
+                threshold, settings.active_percentile, len(controls))
+
+    lesion_rows, marker_rows = [], []
+    for key, labels_path in lesion_labels.items():
+        if key not in dvr_maps:
+            continue
+        labels_img = nib.load(labels_path)
+        labels = np.asarray(labels_img.dataobj)
+        if labels.max() == 0:
+            continue
+        wm = (nib.load(wm_fractions[key]).get_fdata(dtype=np.float32) >= 0.5) if key in wm_fractions else None
+        rows = lesion_statistics(labels, nib.load(dvr_maps[key]).get_fdata(dtype=np.float32),
+                                 labels_img.header.get_zooms()[:3], wm_mask=wm, threshold=threshold)
+        phenotypes = classify_lesions(rows, threshold, active_fraction_cutoff=settings.active_fraction)
+        for row, phenotype in zip(rows, phenotypes):
+            lesion_rows.append({"participant_id": key[0], "session_id": key[1], **row, "phenotype": phenotype})
+        marker = patient_marker(phenotypes, rim_fraction=settings.rim_active_min,
+                                inactive_fraction=settings.inactive_max)
+        marker_rows.append({"participant_id": key[0], "session_id": key[1], "group": groups.get(key[0]),
+                            **asdict(marker)})
+    if not lesion_rows:
+        LOGGER.info("no lesions in the dataset: no lesion phenotype tables")
+        return []
+
+    group_dir = output_dir / "group"
+    group_dir.mkdir(parents=True, exist_ok=True)
+    options = {"ControlGroup": settings.control_group, "ActivePercentile": settings.active_percentile,
+               "ActiveThresholdDVR": threshold, "ActiveFraction": settings.active_fraction,
+               "RimWidth": {"Value": 2.0, "Units": "mm"}, "Model": PHENOTYPE_MODEL,
+               "Controls": [f"{s}" + (f"_ses-{t}" if t else "") for s, t in controls]}
+    lesions_tsv = group_dir / "lesion_phenotypes.tsv"
+    write_tsv_atomic(pd.DataFrame(lesion_rows), lesions_tsv)
+    write_json_atomic({
+        "Description": "Every lesion's core/rim DVR statistics and phenotype: rim-active (core not active, rim "
+                       "active), overall-active (core active) or inactive (neither). A voxel is active when its "
+                       "DVR exceeds the controls' NAWM percentile; a core or rim is active when more than "
+                       "ActiveFraction of its voxels are.", **options,
+        "volume_mm3": {"Units": "mm^3"}, "phenotype": {"Levels": ["rim-active", "overall-active", "inactive"]},
+    }, lesions_tsv.with_suffix(".json"))
+    markers_tsv = group_dir / "participant_lesion_markers.tsv"
+    write_tsv_atomic(pd.DataFrame(marker_rows), markers_tsv)
+    write_json_atomic({
+        "Description": "Per patient (and session): lesion count, phenotype proportions and the progression marker "
+                       "of Polvinen et al. 2023 (rim-active proportion > RimActiveMin and inactive proportion <= "
+                       "InactiveMax).", **options,
+        "RimActiveMin": settings.rim_active_min, "InactiveMax": settings.inactive_max,
+    }, markers_tsv.with_suffix(".json"))
+    return [lesions_tsv, markers_tsv]
