@@ -1,0 +1,181 @@
+"""Tissue compartments for partial-volume correction with fractional tissue maps.
+
+Rousset's GTM (1998) treats each region as uniform. Our regions are thresholded tissue
+fractions (a ``cortexgm`` voxel may hold 30 % CSF or WM), so a GTM over binary regions returns
+the activity of each region's tissue *mixture*; a CSF-diluted reference then inflates every
+BPND. Here each **compartment** is a tissue within an anatomical zone, described by its
+fraction map (``f_GM`` in the cortex, ``f_WM`` in the cerebral WM zones, ``f_GM + f_WM`` in
+thalamus and deep GM, ``f_CSF`` everywhere), and the GTM solves for the activity of every
+compartment: the "tissue" activity the truth of a digital phantom, and the biology, refer to.
+This follows the mixed-tissue formulation of Rousset et al. (1998) with the fractional
+segmentations of Müller-Gärtner et al. (1992) and the high-resolution segmentation approach of
+Greve et al. (2016, PETSurfer).
+
+Observation regions (the GTM rows) are the voxels where each compartment dominates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tspo_bids.anat.regions import REFERENCE_REGION, AtlasGroups
+
+#: Compartments by tissue type: GM-like regions report their GM compartment, WM-like their WM
+#: compartments, mixed regions all tissue compartments inside them.
+GM_COMPARTMENTS = ("cortexgm", REFERENCE_REGION)
+WM_COMPARTMENTS = ("lesion", "perilesion03", "perilesion36", "nawm", "otherwm")
+SUBCORTICAL_COMPARTMENTS = ("thalamus", "deepgm")
+CSF_COMPARTMENT = "csf"
+
+#: Region name -> the compartments whose tissue it reports (None: every tissue compartment inside it).
+REGION_COMPARTMENTS: dict[str, tuple[str, ...] | None] = {
+    "cortexgm": ("cortexgm",),
+    REFERENCE_REGION: (REFERENCE_REGION,),
+    "thalamus": ("thalamus",),
+    "deepgm": ("deepgm",),
+    "lesion": ("lesion",),
+    "perilesion03": ("perilesion03",),
+    "perilesion36": ("perilesion36",),
+    "nawm": ("nawm",),
+    "wm": WM_COMPARTMENTS,
+    "wholebrain": None,
+}
+
+
+@dataclass(frozen=True)
+class Compartments:
+    """Fraction maps of the tissue compartments on the T1w grid.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Compartment names; ``"csf"`` last.
+    fractions : tuple of ndarray
+        One fraction map per compartment (float32, 0-1); they sum to 1 inside the brain.
+    """
+
+    names: tuple[str, ...]
+    fractions: tuple[NDArray[np.float32], ...]
+
+    def dominant_labels(self, brain_mask: NDArray[np.bool_]) -> NDArray[np.int32]:
+        """Label image (1-based, compartment order) of the compartment with the largest fraction."""
+        stack = np.stack(self.fractions)
+        return np.where(brain_mask, np.argmax(stack, axis=0) + 1, 0).astype(np.int32)
+
+
+def tissue_compartments(
+    gm_prob: NDArray,
+    wm_prob: NDArray,
+    csf_prob: NDArray,
+    brain_mask: NDArray,
+    atlas: AtlasGroups,
+    ms_masks: Mapping[str, NDArray] | None = None,
+) -> Compartments:
+    """Split the brain's tissue fractions into anatomical compartments.
+
+    Parameters
+    ----------
+    gm_prob, wm_prob, csf_prob : ndarray, shape (X, Y, Z)
+        Partial-volume fractions on the T1w grid (sum 1 in the brain).
+    brain_mask : ndarray of bool
+    atlas : AtlasGroups
+        Cerebellum, vermis, thalamus and deep-GM masks on the T1w grid.
+    ms_masks : mapping, optional
+        ``lesion``, ``perilesion03``, ``perilesion36``, ``nawm`` masks (binary); their WM
+        fraction forms one compartment each (first listed wins where they overlap), the rest of
+        the cerebral WM fraction forms ``otherwm``.
+
+    Returns
+    -------
+    Compartments
+        Empty compartments are left out.
+    """
+    brain = np.asarray(brain_mask, bool)
+    gm = np.where(brain, gm_prob, 0).astype(np.float32)
+    wm = np.where(brain, wm_prob, 0).astype(np.float32)
+    csf = np.where(brain, csf_prob, 0).astype(np.float32)
+    cerebellum, vermis = atlas.cerebellum & brain, atlas.vermis & brain
+    thalamus, deepgm = atlas.thalamus & brain & ~cerebellum, atlas.deepgm & brain & ~cerebellum
+    cerebral = brain & ~(cerebellum | vermis | thalamus | deepgm)
+
+    unassigned_wm = cerebral.copy()
+    wm_zones: dict[str, NDArray[np.bool_]] = {}
+    for name in WM_COMPARTMENTS[:-1]:
+        mask = np.asarray((ms_masks or {}).get(name, np.zeros_like(brain)), bool) & unassigned_wm
+        wm_zones[name] = mask
+        unassigned_wm &= ~mask
+    wm_zones["otherwm"] = unassigned_wm
+
+    maps: dict[str, NDArray[np.float32]] = {
+        "cortexgm": gm * cerebral,
+        REFERENCE_REGION: gm * cerebellum,
+        "thalamus": (gm + wm) * thalamus,
+        "deepgm": (gm + wm) * deepgm,
+        **{name: wm * zone for name, zone in wm_zones.items()},
+        "othertissue": wm * cerebellum + (gm + wm) * vermis,
+        CSF_COMPARTMENT: csf,
+    }
+    kept = [(name, m.astype(np.float32)) for name, m in maps.items() if float(m.sum()) > 0]
+    return Compartments(tuple(n for n, _ in kept), tuple(m for _, m in kept))
+
+
+def compartment_gtm_matrix(
+    compartments: Compartments,
+    observation_labels: NDArray[np.int32],
+    forward: Callable[[NDArray[np.float32]], NDArray[np.floating]],
+) -> NDArray[np.float64]:
+    """GTM matrix ``G[i, j]``: mean of ``forward(fraction_j)`` over observation region ``i``.
+
+    Parameters
+    ----------
+    compartments : Compartments
+    observation_labels : ndarray of int
+        Observation regions (1..N; 0 ignored), N = number of compartments.
+    forward : callable
+        Maps a T1w-grid image to what the pipeline measures on the T1w grid (PSF blur, PET
+        voxelisation, resampling back), e.g. ``PetGridModel.to_t1w_grid(model.to_pet_grid(x))``.
+    """
+    labels = np.asarray(observation_labels).ravel()
+    n = len(compartments.names)
+    counts = np.bincount(labels, minlength=n + 1)[1:].astype(float)
+    if np.any(counts == 0):
+        empty = [compartments.names[i] for i in np.flatnonzero(counts == 0)]
+        raise ValueError(f"observation regions without voxels: {', '.join(empty)}")
+    matrix = np.empty((n, n))
+    for j, fraction in enumerate(compartments.fractions):
+        spread = np.asarray(forward(fraction), float).ravel()
+        matrix[:, j] = np.bincount(labels, weights=spread, minlength=n + 1)[1:] / counts
+    return matrix
+
+
+def region_weights(
+    region_masks: Mapping[str, NDArray],
+    compartments: Compartments,
+) -> dict[str, NDArray[np.float64]]:
+    """Weights that turn compartment activities into each region's corrected activity.
+
+    A region reports the compartments of its tissue (:data:`REGION_COMPARTMENTS`), each weighted
+    by its fraction summed over the region's voxels; CSF never counts. Regions not in the table
+    report all tissue compartments inside them.
+
+    Returns
+    -------
+    dict of str to ndarray, shape (n_compartments,)
+        Weights summing to 1 (all zero if the region holds none of its compartments).
+    """
+    weights = {}
+    for region, mask in region_masks.items():
+        mask = np.asarray(mask, bool)
+        wanted = REGION_COMPARTMENTS.get(region)
+        w = np.zeros(len(compartments.names))
+        for j, (name, fraction) in enumerate(zip(compartments.names, compartments.fractions)):
+            if name == CSF_COMPARTMENT or (wanted is not None and name not in wanted):
+                continue
+            w[j] = float(fraction[mask].sum())
+        total = w.sum()
+        weights[region] = w / total if total > 0 else w
+    return weights
