@@ -38,6 +38,9 @@ DEFAULT_LESION_MIN_VOLUME_MM3 = 27.0
 #: healthy controls, percentile of their NAWM voxel DVRs above which a voxel is "active", active-voxel
 #: fraction above which a core or rim is active [verify], and the patient marker's cut-offs.
 DEFAULT_CONTROL_GROUP = "HC"
+
+#: Partial-volume correction methods (``--pvc``).
+PVC_CHOICES: tuple[str, ...] = ("none", "gtm", "rbv")
 DEFAULT_ACTIVE_PERCENTILE = 95.0
 DEFAULT_ACTIVE_FRACTION = 0.5
 DEFAULT_RIM_ACTIVE_MIN = 0.10
@@ -213,6 +216,10 @@ class Settings:
         SUVR window start/end (minutes from injection); None = tracer preset.
     control_group, active_percentile, active_fraction, rim_active_min, inactive_max
         Lesion-phenotype options of the group level (see the DEFAULT_* constants).
+    pvc : str
+        Partial-volume correction: "none", "gtm" or "rbv".
+    pvc_psf_mm : tuple of float or None
+        PET point-spread function FWHM (x, y, z), mm; set exactly when ``pvc`` is not "none".
     lesion_min_volume_mm3 : float
         Lesions smaller than this are dropped.
     random_seed : int or None
@@ -251,6 +258,8 @@ class Settings:
     active_fraction: float = DEFAULT_ACTIVE_FRACTION
     rim_active_min: float = DEFAULT_RIM_ACTIVE_MIN
     inactive_max: float = DEFAULT_INACTIVE_MAX
+    pvc: str = "none"
+    pvc_psf_mm: tuple[float, float, float] | None = None
     random_seed: int | None = None
     verbose: int = 0
     command_line: str = ""

@@ -47,7 +47,7 @@ LOGGER = logging.getLogger("tspo_bids.bids")
 #: Entity order in derivative file names (see module docstring).
 ENTITY_ORDER: tuple[str, ...] = (
     "sub", "ses", "trc", "rec", "run", "from", "to", "mode",
-    "space", "seg", "label", "model", "meas", "desc",
+    "space", "pvc", "seg", "label", "model", "meas", "desc",
 )
 #: Sub-folders of ``sub-<l>[/ses-<l>]/`` that derivatives go into.
 DATATYPES: tuple[str, ...] = ("anat", "pet", "figures")

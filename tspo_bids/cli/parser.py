@@ -22,6 +22,7 @@ import yaml
 
 from tspo_bids import __version__
 from tspo_bids.config import (
+    PVC_CHOICES,
     DEFAULT_ACTIVE_FRACTION,
     DEFAULT_ACTIVE_PERCENTILE,
     DEFAULT_CONTROL_GROUP,
@@ -245,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     sci.add_argument("--lesion-min-volume", type=_non_negative_float, metavar="MM3",
                      dest="lesion_min_volume_mm3", default=DEFAULT_LESION_MIN_VOLUME_MM3,
                      help="drop lesions smaller than this volume (mm^3)")
+
+    pvc = parser.add_argument_group("partial-volume correction (methods: README)")
+    pvc.add_argument("--pvc", choices=PVC_CHOICES, default="none",
+                     help="gtm: regional TACs and models corrected by a tissue-compartment geometric transfer matrix "
+                          "(Rousset 1998); rbv: also region-based voxelwise correction (Thomas 2011) and "
+                          "parametric maps on the corrected images")
+    pvc.add_argument("--pvc-psf", nargs="+", metavar="FWHM",
+                     help="PET point-spread function, FWHM in mm: one value (isotropic) or three (x y z); "
+                          "needed by --pvc")
 
     les = parser.add_argument_group("lesion phenotypes (group level; methods: README)")
     les.add_argument("--control-group", default=DEFAULT_CONTROL_GROUP, metavar="LABEL",

@@ -78,6 +78,7 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
     window = tuple(namespace.suvr_window_min) if namespace.suvr_window_min else None
     if window is not None and not window[1] > window[0]:
         raise InputError(f"--suvr-window {window[0]:g} {window[1]:g}: END must be after START (minutes)")
+    pvc_psf = _pvc_psf(namespace.pvc, namespace.pvc_psf)
     derivatives = {}
     for name, path in namespace.derivatives or []:
         if name in derivatives and derivatives[name] != path:
@@ -111,10 +112,26 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
         active_fraction=namespace.active_fraction,
         rim_active_min=namespace.rim_active_min,
         inactive_max=namespace.inactive_max,
+        pvc=namespace.pvc,
+        pvc_psf_mm=pvc_psf,
         random_seed=namespace.random_seed,
         verbose=namespace.verbose,
         command_line=shlex.join(["tspo-bids", *argv]),
     )
+
+
+def _pvc_psf(method: str, fwhm: Sequence[str] | None) -> tuple[float, float, float] | None:
+    """Check --pvc and --pvc-psf together; return the PSF FWHM (x, y, z) in mm, or None."""
+    from tspo_bids.pvc.psf import validate_psf
+
+    if method == "none":
+        if fwhm:
+            raise InputError(f"--pvc-psf {' '.join(fwhm)}: given without --pvc; add --pvc gtm or --pvc rbv")
+        return None
+    if not fwhm:
+        raise InputError(f"--pvc {method}: needs the scanner's point-spread function; add --pvc-psf FWHM "
+                         "(one value or three, mm)")
+    return validate_psf(list(fwhm))
 
 
 def _plugin_settings(from_file: dict[str, Any] | None, nprocs: int, mem_gb: float | None) -> dict[str, Any]:

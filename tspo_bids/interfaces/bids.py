@@ -33,7 +33,7 @@ from tspo_bids.bids.names import parse_entities
 SOURCE_ENTITIES: tuple[str, ...] = ("sub", "ses", "trc", "rec", "run")
 #: Optional derivative entities (input name -> entity; ``from_`` because ``from`` is a keyword).
 DERIVATIVE_ENTITIES: dict[str, str] = {
-    "space": "space", "seg": "seg", "label": "label", "model": "model", "meas": "meas", "desc": "desc",
+    "space": "space", "pvc": "pvc", "seg": "seg", "label": "label", "model": "model", "meas": "meas", "desc": "desc",
     "from_": "from", "to": "to", "mode": "mode",
 }
 _KNOWN_EXTENSIONS = (".nii.gz", ".nii", ".tsv", ".json", ".h5", ".mat", ".txt", ".svg", ".png", ".html")
@@ -56,6 +56,7 @@ class _DerivativesDataSinkInputSpec(BaseInterfaceInputSpec):
     from_ = traits.Str(desc="from- entity (transforms)")
     to = traits.Str(desc="to- entity (transforms)")
     mode = traits.Str(desc="mode- entity (transforms)")
+    pvc = traits.Str(desc="pvc- entity (partial-volume correction method, e.g. GTM, RBV)")
     meta_dict = traits.Dict(traits.Str, traits.Any, desc="JSON sidecar content written beside the file")
 
 
