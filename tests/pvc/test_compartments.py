@@ -67,3 +67,20 @@ def test_empty_observation_region_is_an_error():
     labels[labels == 1] = 2
     with pytest.raises(ValueError, match="without voxels"):
         compartment_gtm_matrix(comp, labels, _blur)
+
+
+def test_compartment_gtm_and_rbv_restore_the_truth():
+    from tspo_bids.pvc.compartments import compartment_gtm, compartment_rbv
+
+    gm, wm, csf, brain, atlas, ms = _head()
+    comp = tissue_compartments(gm, wm, csf, brain, atlas, ms)
+    rng = np.random.default_rng(3)
+    activity = rng.uniform(1.0, 5.0, size=(len(comp.names), 4))
+    activity[-1] = 0.0
+    truth = np.tensordot(np.stack(comp.fractions), activity, axes=(0, 0))
+    measured = np.stack([_blur(truth[..., t]) for t in range(4)], axis=-1)
+    result = compartment_gtm(measured, comp, brain, _blur)
+    np.testing.assert_allclose(result.activities, activity, rtol=1e-6, atol=1e-6)  # float32 images
+    assert result.condition_number < 100
+    corrected = compartment_rbv(measured, comp, result, brain)
+    np.testing.assert_allclose(corrected[brain], truth[brain], rtol=1e-5, atol=1e-6)
