@@ -65,3 +65,14 @@ def test_full_participant_graph(tmp_path):
     # only the session with a FLAIR co-registers one
     assert "tspo_bids_wf.sub_01_ses_a_wf.ds_anat_flair_t1w" in nodes
     assert "tspo_bids_wf.sub_01_ses_b_wf.ds_anat_flair_t1w" not in nodes
+
+
+@pytest.mark.parametrize("method", ["gtm", "rbv"])
+def test_pvc_graph(tmp_path, method):
+    settings = Settings(bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant",
+                        work_dir=tmp_path / "work", pvc=method, pvc_psf_mm=(5.0, 5.0, 5.0))
+    nodes = _flat_nodes(init_tspo_wf(_runs(tmp_path, sessions=("a",)), settings))
+    prefix = "tspo_bids_wf.sub_01_ses_a_wf"
+    assert f"{prefix}.ds_pvc_kinpar_files" in nodes and f"{prefix}.ds_pvc_tacs_file" in nodes
+    assert (f"{prefix}.ds_pvc_map_files" in nodes) == (method == "rbv")
+    assert any(n.endswith("partial_volume_correct") for n in nodes)

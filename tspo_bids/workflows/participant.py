@@ -16,6 +16,7 @@ from tspo_bids.interfaces.lesions import LesionStatistics
 from tspo_bids.workflows.anat import init_anat_wf
 from tspo_bids.workflows.maps import init_parametric_maps_wf
 from tspo_bids.workflows.modelling import init_modelling_wf
+from tspo_bids.workflows.pvc import init_pvc_wf
 from tspo_bids.workflows.pet import init_pet_wf
 
 
@@ -23,7 +24,7 @@ from tspo_bids.workflows.pet import init_pet_wf
 class Output:
     """One derivative: which workflow output, which source file's entities, which name."""
 
-    node: str  # "anat", "pet", "modelling", "maps" (sub-workflow outputnodes) or "lesions" (a node)
+    node: str  # "anat", "pet", "modelling", "maps", "pvc" (sub-workflow outputnodes) or "lesions" (a node)
     field: str  # outputnode field
     source: str  # "t1w" or "pet": whose entities the name reuses
     datatype: str
@@ -33,6 +34,7 @@ class Output:
     # entities filled from list outputs (one MapNode sink over them): (entity, outputnode field)
     iterate: tuple[tuple[str, str], ...] = ()
     needs_flair: bool = False
+    needs_pvc: bool | str = False  # True: any --pvc; "rbv": only --pvc rbv
 
 
 def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
@@ -76,6 +78,14 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
         "DVR": {"Description": "Distribution volume ratio (BPND + 1)", "Units": "unitless"},
         "R1": {"Description": "Relative delivery K1/K1'", "Units": "unitless"},
         "k2": {"Description": "Target efflux rate constant", "Units": "1/min"},
+    }
+    pvc_meta = {
+        "PartialVolumeCorrection": {
+            "Method": (settings.pvc or "none").upper(),
+            "Description": "tissue-compartment geometric transfer matrix (Rousset 1998) with fractional "
+                           "tissue maps; RBV: region-based voxelwise correction (Thomas 2011)",
+            "PointSpreadFunctionFWHM": {"Value": list(settings.pvc_psf_mm or []), "Units": "mm"},
+        },
     }
     map_meta = {
         **{k: v for k, v in kinpar_meta.items() if k not in ("BPND", "DVR", "R1", "k2")},
@@ -126,6 +136,14 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
                                "(a shell outside the lesion, in WM), from the T1w-space SRTM2 DVR map; the "
                                "group level classifies lesions with a threshold from healthy controls.",
                 "RimWidth": {"Value": 2.0, "Units": "mm"}}),
+        Output("pvc", "tacs_file", "pet", "pet", "tacs", {"pvc": "GTM", "seg": "tspo", "desc": "preproc"},
+               {**tacs_meta, **pvc_meta, "Description": "Regional TACs corrected for partial volumes: the "
+                "activity of each region's own tissue (tissue-compartment GTM)."}, needs_pvc=True),
+        Output("pvc", "kinpar_files", "pet", "pet", "kinpar", {"pvc": "GTM"}, {**kinpar_meta, **pvc_meta},
+               iterate=(("model", "model_names"),), needs_pvc=True),
+        Output("pvc", "map_files", "pet", "pet", "mimap", {"space": "T1w", "pvc": "RBV"},
+               {**map_meta, **pvc_meta, "SpatialReference": t1w_reference},
+               iterate=(("model", "models"), ("meas", "measures")), needs_pvc="rbv"),
         Output("maps", "map_files", "pet", "pet", "mimap", {}, map_meta,
                iterate=(("model", "models"), ("meas", "measures"))),
         Output("maps", "map_files_t1w", "pet", "pet", "mimap", {"space": "T1w"},
@@ -215,9 +233,29 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
     ])
     producers = {"anat": anat_wf, "pet": pet_wf, "modelling": modelling_wf, "maps": maps_wf,
                  "lesions": lesion_stats}
+    if settings.pvc != "none":
+        pvc_wf = init_pvc_wf(
+            metadata, method=settings.pvc, fwhm_mm=settings.pvc_psf_mm,
+            reference_region=settings_reference(settings),
+            models=[canonical_model_name(m) for m in settings.models],
+            t_star_min=settings.t_star_min, suvr_window_min=settings.suvr_window_min,
+        )
+        workflow.connect([
+            (pet_wf, pvc_wf, [("outputnode.pet_t1w", "inputnode.pet_t1w"), ("outputnode.pet_ref", "inputnode.pet_ref"),
+                              ("outputnode.pet_to_t1w_matrix", "inputnode.pet_to_t1w_matrix")]),
+            (anat_wf, pvc_wf, [("outputnode.gm_prob", "inputnode.gm_prob"), ("outputnode.wm_prob", "inputnode.wm_prob"),
+                               ("outputnode.csf_prob", "inputnode.csf_prob"),
+                               ("outputnode.brain_mask", "inputnode.brain_mask"),
+                               ("outputnode.atlas_labels", "inputnode.atlas_labels"),
+                               ("outputnode.mask_files", "inputnode.mask_files"),
+                               ("outputnode.region_names", "inputnode.region_names")]),
+        ])
+        producers["pvc"] = pvc_wf
     t1w_reference = "bids::" + Path(run.t1w_file).relative_to(settings.bids_dir).as_posix()
     for output in _outputs(metadata, settings, t1w_reference):
         if output.needs_flair and run.flair_file is None:
+            continue
+        if output.needs_pvc and (settings.pvc == "none" or (output.needs_pvc == "rbv" and settings.pvc != "rbv")):
             continue
         sink_inputs = dict(
             base_directory=str(settings.output_dir),
