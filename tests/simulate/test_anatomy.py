@@ -108,10 +108,17 @@ def test_t1w_and_flair_contrast(patient_session):
 def test_true_kinetics_in_the_simulation_ranges(patient_session):
     kinetics = patient_session[0].kinetics
     k2_ref = kinetics.reference_efflux_per_min
+    assert set(kinetics.tissues) == {*TISSUE_RANGES, "perilesion"}
     for name, params in kinetics.tissues.items():
+        if name == "perilesion":  # WM at a lesion's edge: NAWM + 0.05-0.10
+            wm = kinetics.tissues["wm"]
+            assert 0.05 <= params.bp_nd - wm.bp_nd <= 0.10 and params.r1 == wm.r1 and params.k2 == wm.k2
+            continue
         (bp_low, bp_high), (r1_low, r1_high) = TISSUE_RANGES[name]
         if name == "wm":  # MS: normal-appearing WM +3-10 %
             bp_low, bp_high = bp_low * 1.03, bp_high * 1.10
+        if name == "thalamus":  # MS: thalamus +0-10 %
+            bp_high *= 1.10
         assert bp_low <= params.bp_nd <= bp_high, name
         assert r1_low <= params.r1 <= r1_high, name
         assert np.isclose(params.k2, params.r1 * k2_ref)

@@ -113,6 +113,79 @@ def test_truth_tables(coarse_dataset):
             assert (folder / f"{prefix}_space-T1w_label-{region}_mask.nii.gz").exists()
 
 
+def test_ms_truth_rows_masks_lesion_table_and_dvr_image(coarse_dataset):
+    """MS regions are define_ms_regions on the stored truth; perfect values refit from the perfect TACs;
+    the per-lesion table matches the lesion labels; the true DVR image is on the T1w grid."""
+    from tspo_bids.anat.ms_regions import define_ms_regions
+    from tspo_bids.anat.regions import AtlasGroups
+    from tspo_bids.anat.template import atlas_group_mask
+    from tspo_bids.pet.models import fit_regions
+    from tspo_bids.pet.phenotypes import PHENOTYPES
+    from tspo_bids.simulate.dataset import PHENOTYPE_COLUMNS
+
+    root, participants = coarse_dataset
+    groups = {f"sub-{p.label}": p.group for p in participants}
+    all_kinpars = sorted((root / "derivatives" / "phantom-truth").glob("sub-*/**/*_desc-truth_kinpar.tsv"))
+    assert {groups[k.name.split("_")[0]] for k in all_kinpars} == {"HC", "RRMS"}
+    for path in all_kinpars:
+        folder, prefix = path.parent, path.name.split("_trc-")[0]
+        patient = groups[prefix.split("_")[0]] != "HC"
+        table = pd.read_csv(path, sep="\t", na_values="n/a").set_index("region")
+        ms = ["nawm", "lesion", "perilesion03", "perilesion36"] if patient else ["nawm"]
+        assert set(ms) <= set(table.index)
+        if not patient:
+            assert not {"lesion", "perilesion03", "perilesion36"} & set(table.index)
+        assert table.loc["nawm", "BPND_tissue"] == table.loc["wm", "BPND_tissue"]
+        assert table.loc[ms, "BPND_perfect"].notna().all()
+
+        def load(name: str) -> np.ndarray:
+            return np.asarray(nib.load(folder / f"{prefix}_space-T1w_{name}.nii.gz").get_fdata())
+
+        t1w = nib.load(next(root.glob(f"{prefix.split('_')[0]}/**/anat/{prefix}_T1w.nii.gz")))
+        voxel = np.sqrt((t1w.affine[:3, :3] ** 2).sum(axis=0))
+        labels = load("atlas-AAL_dseg").astype(int)
+        atlas = AtlasGroups(*(atlas_group_mask(labels, g) for g in ("cerebellum", "vermis", "thalamus", "deepgm")))
+        lesion_labels = (load("desc-lesions_dseg") if patient else np.zeros(labels.shape)).astype(int)
+        # probabilities are stored as multiples of 0.01 (uint8, scl_slope float32(0.01)): round on reading
+        wm_prob, gm_prob = (np.round(load(f"label-{t}_probseg") * 100) / 100 for t in ("WM", "GM"))
+        expected = define_ms_regions(wm_prob, gm_prob, lesion_labels, voxel, atlas=atlas)
+        for region in ms:
+            mask = load(f"label-{region}_mask") > 0
+            np.testing.assert_array_equal(mask, expected[region], err_msg=region)
+            assert np.isclose(table.loc[region, "volume_mm3"], mask.sum() * np.prod(voxel), rtol=1e-5)  # TSV: 6 digits
+        # the perfect values are the pipeline's SRTM fit of the perfect TACs
+        timing = FrameTiming.from_bids(json.loads(next(root.glob(f"{prefix.split('_')[0]}/**/pet/{prefix}_*_pet.json"))
+                                                  .read_text()))
+        tacs = pd.read_csv(next(folder.glob(f"{prefix}_*desc-perfect_tacs.tsv")), sep="\t")
+        refit = {row["region"]: row["BPND"] for row in fit_regions(
+            "SRTM", {k: tacs[k].to_numpy() for k in ms + ["wholebrain", REFERENCE_REGION]}, REFERENCE_REGION,
+            timing, weights_region="wholebrain")}
+        for region in ms:
+            assert np.isclose(refit[region], table.loc[region, "BPND_perfect"], atol=1e-6), region
+
+        dvr_file = folder / f"{path.name.split('_desc-')[0]}_space-T1w_desc-truth_dvr.nii.gz"
+        dvr_img = nib.load(dvr_file)
+        assert dvr_img.shape == t1w.shape and np.allclose(dvr_img.affine, t1w.affine)
+        dvr = dvr_img.get_fdata()
+        nawm = load("label-nawm_mask") > 0
+        assert np.median(np.abs(dvr[nawm] - 1.0 - table.loc["nawm", "BPND_tissue"])) <= 1e-3
+        if not patient:
+            assert not list(folder.glob("*_desc-truth_lesions.tsv"))
+            continue
+        lesions = pd.read_csv(next(folder.glob("*_desc-truth_lesions.tsv")), sep="\t", na_values="n/a")
+        assert set(PHENOTYPE_COLUMNS) <= set(lesions.columns)
+        present = set(np.unique(lesion_labels)) - {0}
+        assert present == set(lesions["index"])
+        assert set(lesions["phenotype"]) == set(PHENOTYPES)
+        counts = {i: (lesion_labels == i).sum() * np.prod(voxel) for i in present}
+        np.testing.assert_allclose(lesions["volume_mm3"], [counts[i] for i in lesions["index"]], rtol=1e-5)
+        np.testing.assert_allclose(lesions["core_BPND_tissue"], lesions["BPND_tissue"])
+        np.testing.assert_allclose(lesions["core_DVR_perfect"], lesions["DVR_perfect"])
+        active = lesions["phenotype"] == "overall-active"
+        assert lesions.loc[active, "core_BPND_tissue"].between(0.5, 1.0).all()
+        assert lesions.loc[~active, "core_BPND_tissue"].between(0.0, 0.15).all()
+
+
 def _load_session(root: Path, kinpar: Path):
     prefix = kinpar.name.split("_trc-")[0]
     truth = kinpar.parent

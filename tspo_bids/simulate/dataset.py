@@ -15,7 +15,9 @@ Truth layout (``P`` = ``sub-<l>[_ses-<l>]``, ``T`` = ``trc-<TracerName>``), all 
 - ``P_space-T1w_label-<region>_mask.nii.gz`` for every region of
   :func:`tspo_bids.anat.regions.define_regions` on the true maps, ``label-brain`` and,
   in patients, ``label-lesion`` (the lesion-mask convention of the pipeline's
-  ``-d lesions=`` option) and ``P_space-T1w_desc-lesions_dseg.nii.gz`` (lesion index);
+  ``-d lesions=`` option) and ``P_space-T1w_desc-lesions_dseg.nii.gz`` (lesion index); ``label-nawm``
+  and, in patients, ``label-perilesion03`` / ``label-perilesion36``
+  (:func:`tspo_bids.anat.ms_regions.define_ms_regions` on the true maps);
 - ``P_T_from-T1w_to-pet_mode-image_desc-truth_xfm.json`` and
   ``P_from-T1w_to-FLAIR_mode-image_desc-truth_xfm.json``: ``{"matrix": A}`` mapping a T1w
   world point to a PET/FLAIR world point (the PET value at T1w point x is PET(A @ x));
@@ -23,6 +25,9 @@ Truth layout (``P`` = ``sub-<l>[_ses-<l>]``, ``T`` = ``trc-<TracerName>``), all 
 - ``P_T_desc-truth_kinpar.tsv`` (+ ``.json``): per region ``BPND/R1/k2_tissue`` and the
   perfect-pipeline ``BPND/DVR/R1/k2_perfect`` (:mod:`tspo_bids.simulate.measure`), ``volume_mm3``;
   ``P_T_desc-truth_lesions.tsv`` the same per lesion with its geometry;
+  ``P_T_desc-truth_lesions.tsv`` also gives each lesion's index (dseg label), phenotype, core and
+  rim tissue BPND/DVR and perfect-pipeline core/rim DVR (:data:`PHENOTYPE_COLUMNS`);
+- ``P_T_space-T1w_desc-truth_dvr.nii.gz`` the true DVR image (:func:`tspo_bids.simulate.phenotypes.true_dvr`);
 - ``P_T_desc-tissue_tacs.tsv`` (compartment TACs) and ``P_T_desc-perfect_tacs.tsv``
   (perfect-pipeline regional TACs), decay-corrected to injection, kBq/mL.
 """
@@ -47,6 +52,7 @@ from tspo_bids.kinetics.simulation import FengInput, SrtmParams, noise_sd
 from tspo_bids.simulate import writer
 from tspo_bids.simulate.anatomy import PROBABILITY_LEVELS, lesion_volumes, random_deformation
 from tspo_bids.simulate.geometry import random_rigid
+from tspo_bids.simulate.phenotypes import rim_compartment
 from tspo_bids.simulate.protocols import TissueKinetics, TracerProtocol, draw_kinetics, get_protocol
 from tspo_bids.simulate.session import DECAY_MODES, PhantomOptions, SessionPhantom, simulate_session, tissue_row
 
@@ -55,8 +61,9 @@ LOGGER = logging.getLogger("tspo_bids.simulate")
 #: Groups assigned to participants in turn (4 participants: 2 HC, 1 RRMS, 1 SPMS).
 DEFAULT_GROUP_CYCLE = ("HC", "RRMS", "HC", "SPMS")
 
-#: (number of lesions >= 500 mm^3, number of small lesions) per group.
-LESION_COUNTS = {"HC": (0, 0), "RRMS": (2, 5), "SPMS": (3, 6)}
+#: (number of lesions >= 500 mm^3, number of small lesions) per group; three large lesions get one
+#: phenotype each (:func:`tspo_bids.simulate.phenotypes.draw_phenotypes`).
+LESION_COUNTS = {"HC": (0, 0), "RRMS": (3, 5), "SPMS": (3, 6)}
 
 TRUTH_NAME = "phantom-truth"
 
@@ -343,7 +350,9 @@ def _write_truth(truth_root: Path, participant: Participant, session: str | None
 
     fitted = {row["region"]: row for row in phantom.perfect_rows}
     rows = []
-    region_names = [*TARGET_REGIONS, REFERENCE_REGION] + (["lesion"] if phantom.lesions else [])
+    region_names = [*TARGET_REGIONS, REFERENCE_REGION, "nawm"]
+    if phantom.lesions:
+        region_names += ["lesion", "perilesion03", "perilesion36"]
     voxel_mm3 = float(np.prod(phantom.t1w.grid.voxel_size_mm))
     for region in region_names:
         rows.append(_kinpar_row(region, fitted, phantom, voxel_mm3))
@@ -362,10 +371,113 @@ def _write_truth(truth_root: Path, participant: Participant, session: str | None
             row.update({"region": name, "center_x_mm": center_t1w[0], "center_y_mm": center_t1w[1],
                         "center_z_mm": center_t1w[2], "semi_axes_mm": "x".join(f"{a:.2f}" for a in lesion.semi_axes_mm),
                         "volume_nominal_mm3": lesion.volume_mm3})
+            row.update(_phenotype_columns(index, phantom, fitted, lesion_map, voxel_mm3))
             lesion_rows.append(row)
         writer.write_tsv(out / f"{pre}_{trc}_desc-truth_lesions.tsv", lesion_rows,
                          ["region", "center_x_mm", "center_y_mm", "center_z_mm", "semi_axes_mm",
-                          "volume_nominal_mm3", "volume_mm3", *columns[1:-1]])
+                          "volume_nominal_mm3", "volume_mm3", *columns[1:-1], *PHENOTYPE_COLUMNS])
+        writer.write_json(out / f"{pre}_{trc}_desc-truth_lesions.json", LESIONS_JSON)
+
+    if phantom.truth_dvr is not None:
+        writer.save_nifti(out / f"{pre}_{trc}_space-T1w_desc-truth_dvr.nii.gz",
+                          np.nan_to_num(phantom.truth_dvr, nan=0.0), affine, np.int16, slope=DVR_STEP)
+        writer.write_json(out / f"{pre}_{trc}_space-T1w_desc-truth_dvr.json", {
+            "SpatialReference": reference, "Units": "unitless", "QuantizationStep": DVR_STEP,
+            "Description": TRUE_DVR_DESCRIPTION,
+        })
+
+
+#: Quantisation step of the stored true DVR image (int16 with scl_slope).
+DVR_STEP = 1e-4
+
+TRUE_DVR_DESCRIPTION = (
+    "True DVR of each T1w voxel: the tissue-content-weighted mean of the kinetic compartments' DVR, "
+    "DVR(x) = sum_k f_k(x) DVR_k / sum_k f_k(x), f_k the volume fraction of compartment k (GM and WM tissues, "
+    "lesion cores, rims, perilesional WM; the reference cerebellar GM has DVR 1; CSF holds no tracer and is not "
+    "a compartment), 0 where the voxel holds no tissue. Every compartment is exactly SRTM with k2 = R1 k2', so "
+    "its TAC integral over the reference's is its DVR whatever its R1: voxelwise SRTM or Logan on noise-free "
+    "PSF-free PET recovers sum_k f_k DVR_k, i.e. this image times the tissue content p_GM + p_WM (equal to it "
+    "where the voxel holds no CSF); a voxel whose tissue is a single compartment holds that compartment's DVR "
+    "(normal WM: the wm tissue DVR). Stored as int16 in steps of 1e-4.")
+
+#: Columns the phenotype truth adds to ``*_desc-truth_lesions.tsv``.
+PHENOTYPE_COLUMNS = ("index", "phenotype", "core_BPND_tissue", "core_DVR_tissue", "rim_BPND_tissue",
+                     "rim_DVR_tissue", "rim_volume_mm3", "core_DVR_perfect", "rim_DVR_perfect",
+                     "core_DVR_truthmap", "rim_DVR_truthmap")
+
+LESIONS_JSON = {
+    "Description": "Phantom ground truth per lesion (one row per label of *_space-T1w_desc-lesions_dseg).",
+    "region": {"Description": "lesionNN, NN = index"},
+    "center_x_mm": {"Description": "ellipsoid centre, T1w world x", "Units": "mm"},
+    "center_y_mm": {"Description": "ellipsoid centre, T1w world y", "Units": "mm"},
+    "center_z_mm": {"Description": "ellipsoid centre, T1w world z", "Units": "mm"},
+    "semi_axes_mm": {"Description": "ellipsoid semi-axes", "Units": "mm"},
+    "volume_nominal_mm3": {"Description": "ellipsoid volume", "Units": "mm^3"},
+    "volume_mm3": {"Description": "volume of the lesion mask (voxels at least half lesion) in T1w space",
+                   "Units": "mm^3"},
+    "BPND_tissue": {"Description": "BPND of the lesion (core) tissue"},
+    "R1_tissue": {"Description": "R1 of the lesion tissue"},
+    "k2_tissue": {"Description": "k2 of the lesion tissue", "Units": "1/min"},
+    "BPND_perfect": {"Description": "perfect-pipeline BPND of the lesion mask (see *_desc-truth_kinpar.json)"},
+    "DVR_perfect": {"Description": "BPND_perfect + 1"},
+    "R1_perfect": {"Description": "R1 of the same fit"},
+    "k2_perfect": {"Description": "k2 of the same fit", "Units": "1/min"},
+    "index": {"Description": "lesion label in *_space-T1w_desc-lesions_dseg.nii.gz"},
+    "phenotype": {"Description": "simulated phenotype",
+                  "Levels": {"rim-active": "core BPND 0.05-0.15, 2 mm WM rim BPND 0.3-0.5",
+                             "overall-active": "homogeneously active core, BPND 0.5-1.0, no rim binding",
+                             "inactive": "core BPND 0-0.15, no rim binding"}},
+    "core_BPND_tissue": {"Description": "BPND of the lesion (core) tissue (= BPND_tissue)"},
+    "core_DVR_tissue": {"Description": "core_BPND_tissue + 1"},
+    "rim_BPND_tissue": {"Description": "BPND of the normal white matter in the lesion's rim (tspo_bids.pet.phenotypes."
+                                       "lesion_core_and_rim, 2 mm, on the true lesion labels, WM = p_WM >= 0.5 "
+                                       "outside cerebellum, vermis, thalamus, deep GM): rim-active, the rim tissue; "
+                                       "otherwise the volume-weighted mean of the perilesional WM (wm tissue plus "
+                                       "the perilesional increase decaying over 6 mm) in the rim"},
+    "rim_DVR_tissue": {"Description": "rim_BPND_tissue + 1"},
+    "rim_volume_mm3": {"Description": "volume of that rim in T1w space", "Units": "mm^3"},
+    "core_DVR_perfect": {"Description": "perfect-pipeline DVR of the core: SRTM fit (as *_desc-truth_kinpar "
+                                        "BPND_perfect) of the noise-free PSF-blurred PET resampled to T1w and "
+                                        "averaged in the true core (= DVR_perfect)"},
+    "rim_DVR_perfect": {"Description": "the same in the true rim"},
+    "core_DVR_truthmap": {"Description": "mean of the true DVR image (*_desc-truth_dvr) in the core"},
+    "rim_DVR_truthmap": {"Description": "mean of the true DVR image in the rim"},
+}
+
+
+def _phenotype_columns(index: int, phantom: SessionPhantom, fitted: dict[str, dict], lesion_map: np.ndarray,
+                       voxel_mm3: float) -> dict[str, Any]:
+    """The :data:`PHENOTYPE_COLUMNS` of one lesion."""
+    core_mask = lesion_map == index
+    rim_mask = phantom.rim_labels == index if phantom.rim_labels is not None else np.zeros_like(core_mask)
+    phenotype = phantom.phenotypes[index - 1] if phantom.phenotypes is not None else None
+    core = phantom.lesion_params[index - 1]
+    rim_bp = np.nan
+    if phantom.t1w_fractions is not None and phantom.compartment_dvr is not None and rim_mask.any():
+        # the rim's normal white matter: its rim compartment, or the wm / perilesion mixture
+        names = [n for n in (rim_compartment(index), "wm", "perilesion") if n in phantom.t1w_fractions]
+        weights = np.array([phantom.t1w_fractions[n][rim_mask].sum(dtype=np.float64) for n in names])
+        dvrs = np.array([phantom.compartment_dvr[n] for n in names])
+        if weights.sum() > 0:
+            rim_bp = float(weights @ dvrs / weights.sum()) - 1.0
+    rim_fit = fitted.get(rim_compartment(index), {})
+    core_fit = fitted.get(f"lesion{index:02d}", {})
+
+    def truthmap(mask: np.ndarray) -> float:
+        if phantom.truth_dvr is None or not mask.any():
+            return np.nan
+        return float(np.nanmean(phantom.truth_dvr[mask]))
+
+    return {
+        "index": index,
+        "phenotype": phenotype.name if phenotype is not None else np.nan,
+        "core_BPND_tissue": core.bp_nd, "core_DVR_tissue": core.bp_nd + 1.0,
+        "rim_BPND_tissue": rim_bp, "rim_DVR_tissue": rim_bp + 1.0,
+        "rim_volume_mm3": float(rim_mask.sum()) * voxel_mm3,
+        "core_DVR_perfect": core_fit.get("BPND", np.nan) + 1.0,
+        "rim_DVR_perfect": rim_fit.get("BPND", np.nan) + 1.0,
+        "core_DVR_truthmap": truthmap(core_mask), "rim_DVR_truthmap": truthmap(rim_mask),
+    }
 
 
 def _relative_t1w(subject: str, session: str | None) -> str:
@@ -374,7 +486,8 @@ def _relative_t1w(subject: str, session: str | None) -> str:
 
 
 #: Truth files outside the BIDS schema (tables and transforms the phantom defines itself).
-TRUTH_BIDSIGNORE = ("*_kinpar.tsv", "*_kinpar.json", "*_tacs.tsv", "*_tacs.json", "*_xfm.json", "*_lesions.tsv")
+TRUTH_BIDSIGNORE = ("*_kinpar.tsv", "*_kinpar.json", "*_tacs.tsv", "*_tacs.json", "*_xfm.json", "*_lesions.tsv",
+                    "*_lesions.json", "*_dvr.nii.gz", "*_dvr.json")
 
 
 def _kinpar_row(region: str, fitted: dict[str, dict], phantom: SessionPhantom, voxel_mm3: float,
@@ -419,7 +532,17 @@ def _kinpar_sidecar(phantom: SessionPhantom, sidecar: dict[str, Any]) -> dict[st
         "TissueKinetics": {name: asdict(p) for name, p in kin.tissues.items()},
         "TissueNotes": "cortexgm tissue includes vermis GM; cerebellar hemisphere GM carries the reference TAC "
                        "(BPND 0 by definition); CSF holds no tracer; thalamus and deepgm tissues are the GM+WM "
-                       "inside the atlas thalamus / caudate-putamen-pallidum.",
+                       "inside the atlas thalamus / caudate-putamen-pallidum. Patients: perilesion is the WM "
+                       "at a lesion's edge; normal WM at distance d (mm) from the nearest lesion voxel holds "
+                       "(1 - w) wm + w perilesion, w = max(0, 1 - d/6) (outside rim-active rims); each lesion's "
+                       "core and rim kinetics are in *_desc-truth_lesions.tsv (LesionPhenotypes).",
+        "MSRegions": "nawm, lesion, perilesion03, perilesion36: tspo_bids.anat.ms_regions.define_ms_regions on the "
+                     "true WM/GM probabilities and true lesion mask (voxels at least half lesion), true atlas "
+                     "groups. BPND_tissue: nawm = wm tissue (farther than 6 mm from lesions); lesion and the "
+                     "perilesional shells are mixed (n/a) when lesions differ / the gradient varies.",
+        "LesionPhenotypes": [
+            {"index": i, "phenotype": p.name, "core": asdict(p.core), "rim": asdict(p.rim) if p.rim else None}
+            for i, p in enumerate(phantom.phenotypes or (), start=1)],
         "PSF_FWHM_mm": phantom.details["psf_fwhm_mm"],
         "PETVoxelSize_mm": phantom.details["pet_voxel_mm"],
         "T1wVoxelSize_mm": phantom.details["t1w_voxel_mm"],
@@ -531,7 +654,8 @@ def make_dataset(out_dir: str | Path, n_subjects: int, tracer: str = "pk11195", 
         baseline_kinetics = draw_kinetics(subject_rng, protocol, participant.group, participant.tspo_genotype)
         n_large, n_small = LESION_COUNTS[participant.group]
         volumes = lesion_volumes(subject_rng, n_large, n_small) if n_large + n_small else []
-        lesions = None
+        lesions = phenotypes = None
+        binding = protocol.genotype_binding[participant.tspo_genotype]
         for s_index, session in enumerate(participant.sessions or (None,)):
             rng = _stream(seed, index, s_index + 1)
             noise_rng = _stream(seed, index, s_index + 1, 7)
@@ -543,11 +667,12 @@ def make_dataset(out_dir: str | Path, n_subjects: int, tracer: str = "pk11195", 
             # voxel sizes cycle through the options so a small dataset still covers them
             phantom = simulate_session(template, deformation, kinetics, protocol, timing, rng, noise_rng,
                                        options=options, t1w_to_anatomy=pose, lesions=lesions,
-                                       lesion_volumes_mm3=volumes,
+                                       lesion_volumes_mm3=volumes, lesion_phenotypes=phenotypes,
+                                       phenotype_binding=binding,
                                        t1w_voxel_mm=options.t1w_voxel_mm[session_counter % len(options.t1w_voxel_mm)],
                                        pet_voxel_mm=options.pet_voxel_mm[session_counter % len(options.pet_voxel_mm)])
             session_counter += 1
-            lesions = phantom.lesions
+            lesions, phenotypes = phantom.lesions, phantom.phenotypes
             write_session(root, participant, session, protocol, phantom, sidecar)
             LOGGER.info("sub-%s%s done in %.1f s", participant.label, f" ses-{session}" if session else "",
                         time.time() - started)
@@ -555,8 +680,16 @@ def make_dataset(out_dir: str | Path, n_subjects: int, tracer: str = "pk11195", 
 
 
 def _followup_kinetics(baseline: TissueKinetics, rng: np.random.Generator) -> TissueKinetics:
-    """Follow-up session: every target BPND scaled by a factor in [0.97, 1.08]."""
+    """Follow-up session: every target BPND scaled by a factor in [0.97, 1.08].
+
+    The perilesional tissue keeps its increase over the (new) white-matter BPND; lesion
+    phenotypes (core and rim kinetics) stay as at baseline.
+    """
     tissues = {name: SrtmParams(r1=p.r1, k2=p.k2, bp_nd=float(p.bp_nd * rng.uniform(0.97, 1.08)))
-               for name, p in baseline.tissues.items()}
+               for name, p in baseline.tissues.items() if name != "perilesion"}
+    if "perilesion" in baseline.tissues:
+        increase = baseline.tissues["perilesion"].bp_nd - baseline.tissues["wm"].bp_nd
+        wm = tissues["wm"]
+        tissues["perilesion"] = SrtmParams(r1=wm.r1, k2=wm.k2, bp_nd=float(wm.bp_nd + increase))
     return TissueKinetics(reference=baseline.reference, tissues=tissues)
 

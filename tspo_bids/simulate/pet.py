@@ -20,10 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from tspo_bids.anat.ms_regions import lesion_distance_mm
 from tspo_bids.kinetics.frames import FrameTiming
 from tspo_bids.kinetics.simulation import SrtmParams, add_noise, noise_sd, simulate_tacs
 from tspo_bids.simulate.anatomy import TissueMaps
 from tspo_bids.simulate.geometry import Grid, apply_matrix
+from tspo_bids.simulate.phenotypes import (
+    LesionPhenotype,
+    lesion_rims,
+    perilesion_weight,
+    rim_compartment,
+    rim_wm_mask,
+)
 from tspo_bids.simulate.protocols import TissueKinetics
 
 #: Compartment whose TAC is the reference (2TCM) TAC: cerebellar hemisphere grey matter.
@@ -37,7 +45,8 @@ def lesion_compartment(index: int) -> str:
     return f"lesion{index:02d}"
 
 
-def compartment_fractions(tissues: TissueMaps, n_lesions: int = 0) -> dict[str, np.ndarray]:
+def compartment_fractions(tissues: TissueMaps, n_lesions: int = 0,
+                          phenotypes: Sequence[LesionPhenotype] | None = None) -> dict[str, np.ndarray]:
     """Volume fraction of every kinetic compartment (CSF, which holds no tracer, left out).
 
     =================  =========================================================
@@ -46,55 +55,102 @@ def compartment_fractions(tissues: TissueMaps, n_lesions: int = 0) -> dict[str, 
     cortexgm           GM outside cerebellar hemispheres, thalamus, deep GM
                        (vermis GM binds like cortical GM)
     cerebellumgm       GM in the cerebellar hemispheres: the reference tissue
-    wm                 non-lesional WM outside thalamus and deep GM
+    wm                 non-lesional WM outside thalamus and deep GM (times
+                       ``1 - w(d)`` and outside rim-active rims with phenotypes)
+    perilesion         with phenotypes: that WM times ``w(d)``, the perilesional
+                       weight at distance ``d`` from the lesions
     thalamus           GM + non-lesional WM in the atlas thalamus
     deepgm             GM + non-lesional WM in atlas caudate, putamen, pallidum
     lesionNN           lesion tissue of lesion NN
+    rimNN              with phenotypes, rim-active lesion NN: the non-lesional WM
+                       of its 2 mm rim
     =================  =========================================================
+
+    The fractions sum to ``gm + wm`` in every voxel.
 
     Parameters
     ----------
     tissues : TissueMaps
     n_lesions : int
         Number of lesions (labels 1..n in ``tissues.lesion_labels``).
+    phenotypes : sequence of LesionPhenotype, optional
+        One per lesion: adds the rims and the perilesional gradient
+        (:mod:`tspo_bids.simulate.phenotypes`). Without, lesions only replace WM.
     """
     cerebellum = tissues.atlas_group("cerebellum")
     thalamus = tissues.atlas_group("thalamus")
     deepgm = tissues.atlas_group("deepgm")
     special = thalamus | deepgm
     normal_wm = tissues.wm - tissues.lesion
+    white = np.where(special, 0.0, normal_wm)
     fractions = {
         "cortexgm": np.where(cerebellum | special, 0.0, tissues.gm),
         REFERENCE_COMPARTMENT: np.where(cerebellum & ~special, tissues.gm, 0.0),
-        "wm": np.where(special, 0.0, normal_wm),
+        "wm": white,
         "thalamus": np.where(thalamus, tissues.gm + normal_wm, 0.0),
         "deepgm": np.where(deepgm & ~thalamus, tissues.gm + normal_wm, 0.0),
     }
     for index in range(1, n_lesions + 1):
         fractions[lesion_compartment(index)] = np.where(tissues.lesion_labels == index, tissues.lesion, 0.0)
+    if phenotypes is not None and n_lesions:
+        if len(phenotypes) != n_lesions:
+            raise ValueError(f"{len(phenotypes)} phenotypes for {n_lesions} lesions")
+        labels = tissues.lesion_index_map()
+        voxel = tissues.grid.voxel_size_mm
+        cerebral = ~(cerebellum | tissues.atlas_group("vermis") | special)
+        rims = lesion_rims(labels, voxel, rim_wm_mask(tissues.wm, cerebral))
+        in_active_rim = np.zeros(labels.shape, bool)
+        for index, phenotype in enumerate(phenotypes, start=1):
+            if phenotype.rim is not None:
+                rim = rims == index
+                fractions[rim_compartment(index)] = np.where(rim, white, 0.0)
+                in_active_rim |= rim
+        rest = np.where(in_active_rim, 0.0, white)
+        weight = perilesion_weight(lesion_distance_mm(labels > 0, voxel))
+        fractions["wm"] = rest * (1.0 - weight)
+        fractions["perilesion"] = rest * weight
     return {name: f.astype(np.float32) for name, f in fractions.items()}
 
 
-def compartment_params(kinetics: TissueKinetics, lesion_params: Sequence[SrtmParams] = ()) -> dict[str, SrtmParams]:
-    """SRTM parameters of every target compartment (the reference compartment excluded)."""
+def compartment_params(kinetics: TissueKinetics, lesion_params: Sequence[SrtmParams] = (),
+                       phenotypes: Sequence[LesionPhenotype] | None = None) -> dict[str, SrtmParams]:
+    """SRTM parameters of every target compartment (the reference compartment excluded).
+
+    ``lesion_params`` gives the lesion cores; with ``phenotypes`` the cores and rims come
+    from them instead.
+    """
     params = {name: p for name, p in kinetics.tissues.items() if name != "lesion"}
+    if phenotypes is not None:
+        lesion_params = [p.core for p in phenotypes]
     for index, p in enumerate(lesion_params, start=1):
         params[lesion_compartment(index)] = p
+    for index, phenotype in enumerate(phenotypes or (), start=1):
+        if phenotype.rim is not None:
+            params[rim_compartment(index)] = phenotype.rim
     return params
 
 
 def compartment_tacs(timing: FrameTiming, kinetics: TissueKinetics,
-                     lesion_params: Sequence[SrtmParams] = ()) -> dict[str, np.ndarray]:
+                     lesion_params: Sequence[SrtmParams] = (),
+                     phenotypes: Sequence[LesionPhenotype] | None = None) -> dict[str, np.ndarray]:
     """Noise-free frame-average TAC of every compartment, decay-corrected to injection, kBq/mL.
 
     Keys: :data:`REFERENCE_COMPARTMENT` (the 2TCM reference) and the targets of
     :func:`compartment_params`.
     """
-    targets = compartment_params(kinetics, lesion_params)
+    targets = compartment_params(kinetics, lesion_params, phenotypes)
     tacs = simulate_tacs(timing, targets, reference=kinetics.reference)
     out = {REFERENCE_COMPARTMENT: tacs.pop("reference")}
     out.update(tacs)
     return out
+
+
+def compartment_dvr(kinetics: TissueKinetics, lesion_params: Sequence[SrtmParams] = (),
+                    phenotypes: Sequence[LesionPhenotype] | None = None) -> dict[str, float]:
+    """True DVR (= 1 + BPND) of every compartment; the reference compartment has 1."""
+    dvr = {name: 1.0 + p.bp_nd for name, p in compartment_params(kinetics, lesion_params, phenotypes).items()}
+    dvr[REFERENCE_COMPARTMENT] = 1.0
+    return dvr
 
 
 def gaussian_psf(volume: np.ndarray, voxel_size_mm: Sequence[float], fwhm_mm: float) -> np.ndarray:

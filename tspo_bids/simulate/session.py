@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from tspo_bids.anat.ms_regions import define_ms_regions
 from tspo_bids.anat.regions import REFERENCE_REGION, define_regions
 from tspo_bids.anat.template import Template
 from tspo_bids.kinetics.frames import FrameTiming
 from tspo_bids.kinetics.simulation import SrtmParams
 from tspo_bids.simulate.anatomy import (
     FLAIR_CONTRAST,
+    PROBABILITY_LEVELS,
     T1W_CONTRAST,
     Deformation,
     Lesion,
@@ -32,11 +34,20 @@ from tspo_bids.simulate.geometry import Grid, apply_matrix, random_rigid
 from tspo_bids.simulate.measure import perfect_kinpar, perfect_regional_tacs
 from tspo_bids.simulate.pet import (
     PetSimulation,
+    compartment_dvr,
     compartment_fractions,
     compartment_tacs,
     head_motion,
     pet_grid_for,
     simulate_pet,
+)
+from tspo_bids.simulate.phenotypes import (
+    LesionPhenotype,
+    draw_phenotypes,
+    lesion_rims,
+    rim_compartment,
+    rim_wm_mask,
+    true_dvr,
 )
 from tspo_bids.simulate.protocols import TissueKinetics, TracerProtocol
 
@@ -118,6 +129,13 @@ class SessionPhantom:
     Transforms map world points (mm): ``t1w_to_pet`` T1w -> PET, ``t1w_to_flair``
     T1w -> FLAIR, ``t1w_to_anatomy`` T1w -> the participant's anatomical space (the
     first session's T1w world).
+
+    ``regions`` holds the regions of :func:`tspo_bids.anat.regions.define_regions` and
+    ``nawm`` (everyone), and in patients ``lesion``, ``perilesion03`` and ``perilesion36``
+    (:func:`tspo_bids.anat.ms_regions.define_ms_regions` on the true maps and lesion mask,
+    true atlas groups). ``rim_labels`` (T1w grid) are the lesions' 2 mm rims,
+    ``truth_dvr`` the true DVR image on the T1w grid (:func:`tspo_bids.simulate.phenotypes.true_dvr`)
+    and ``t1w_fractions`` the compartment fractions on the T1w grid.
     """
 
     t1w: MrImage
@@ -134,6 +152,11 @@ class SessionPhantom:
     kinetics: TissueKinetics
     perfect_tacs: dict[str, np.ndarray]
     perfect_rows: list[dict[str, Any]]
+    phenotypes: list[LesionPhenotype] | None = None
+    rim_labels: np.ndarray | None = None
+    truth_dvr: np.ndarray | None = None
+    t1w_fractions: dict[str, np.ndarray] | None = None
+    compartment_dvr: dict[str, float] | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -188,6 +211,8 @@ def simulate_session(
     lesions: list[Lesion] | None = None,
     lesion_volumes_mm3: Sequence[float] = (),
     lesion_params: Sequence[SrtmParams] | None = None,
+    lesion_phenotypes: Sequence[LesionPhenotype] | None = None,
+    phenotype_binding: float = 1.0,
     t1w_voxel_mm: float | None = None,
     pet_voxel_mm: float | None = None,
 ) -> SessionPhantom:
@@ -214,7 +239,13 @@ def simulate_session(
         Lesions in anatomical space (from an earlier session); when None, lesions of
         ``lesion_volumes_mm3`` are placed in cerebral white matter.
     lesion_params : sequence of SrtmParams, optional
-        Per-lesion kinetics (default: ``kinetics.tissues["lesion"]`` for every lesion).
+        Per-lesion core kinetics without phenotypes (no rims, no perilesional gradient).
+    lesion_phenotypes : sequence of LesionPhenotype, optional
+        Per-lesion phenotype (core and rim kinetics); by default (and when
+        ``lesion_params`` is not given) drawn with ``rng`` by
+        :func:`tspo_bids.simulate.phenotypes.draw_phenotypes`.
+    phenotype_binding : float
+        Genotype factor of the drawn phenotype BPNDs.
     t1w_voxel_mm, pet_voxel_mm : float, optional
         Voxel sizes (default: drawn from ``options``).
     """
@@ -233,7 +264,16 @@ def simulate_session(
                        for l in placed]
     if lesions:
         add_lesions(big, lesions, image_to_subject=t1w_to_anatomy)
-    if lesion_params is None:
+    phenotypes: list[LesionPhenotype] | None = None
+    if lesion_phenotypes is not None:
+        phenotypes = list(lesion_phenotypes)
+        if len(phenotypes) != len(lesions):
+            raise ValueError(f"{len(phenotypes)} lesion phenotypes for {len(lesions)} lesions")
+    elif lesions and lesion_params is None:
+        phenotypes = draw_phenotypes(rng, [l.volume_mm3 for l in lesions], kinetics, phenotype_binding)
+    if phenotypes is not None:
+        lesion_params = [p.core for p in phenotypes]
+    elif lesion_params is None:
         lesion_params = [kinetics.tissues["lesion"]] * len(lesions) if lesions else []
     lesion_params = list(lesion_params)
 
@@ -267,8 +307,8 @@ def simulate_session(
     t1w_to_pet = random_rigid(rng, *options.pet_misalignment, center_mm=center)
     pet_voxel = float(_choice(rng, options.pet_voxel_mm) if pet_voxel_mm is None else pet_voxel_mm)
     pet_grid = pet_grid_for(points, t1w_to_pet, pet_voxel)
-    fractions = compartment_fractions(work_tissues, n_lesions=len(lesions))
-    tacs = compartment_tacs(timing, kinetics, lesion_params)
+    fractions = compartment_fractions(work_tissues, n_lesions=len(lesions), phenotypes=phenotypes)
+    tacs = compartment_tacs(timing, kinetics, lesion_params, phenotypes)
     voxel_cov = float(rng.uniform(*options.voxel_cov)) if max(options.voxel_cov) > 0 else 0.0
     motions = (head_motion(rng, timing, options.motion_mm, apply_matrix(t1w_to_pet, center[None])[0])
                if options.motion_mm > 0 else None)
@@ -276,15 +316,34 @@ def simulate_session(
                        psf_fwhm_mm=options.psf_fwhm_mm, voxel_cov=voxel_cov, rng=noise_rng, motions=motions)
 
     # truth: the pipeline's regions on the true maps, measured as the pipeline measures
-    regions = define_regions(t1w_tissues.gm, t1w_tissues.wm, t1w_tissues.atlas_groups())
-    if lesions:
-        regions["lesion"] = t1w_tissues.lesion_mask
-    masks = dict(regions)
+    atlas = t1w_tissues.atlas_groups()
+    voxel = t1w_tissues.grid.voxel_size_mm
+    regions = define_regions(t1w_tissues.gm, t1w_tissues.wm, atlas)
     lesion_map = t1w_tissues.lesion_index_map()
+    # exact multiples of 1/PROBABILITY_LEVELS in float64 (float32 0.9 < 0.9): what a reader of the truth files
+    # gets after rounding, so the MS regions can be reproduced from them
+    wm_prob, gm_prob = (np.round(p.astype(np.float64) * PROBABILITY_LEVELS) / PROBABILITY_LEVELS
+                        for p in (t1w_tissues.wm, t1w_tissues.gm))
+    ms_regions = define_ms_regions(wm_prob, gm_prob, lesion_map, voxel, atlas=atlas)
+    regions["nawm"] = ms_regions["nawm"]
+    if lesions:
+        for name in ("lesion", "perilesion03", "perilesion36"):
+            regions[name] = ms_regions[name]
+    cerebral = ~(atlas.cerebellum | atlas.vermis | atlas.thalamus | atlas.deepgm)
+    rim_labels = lesion_rims(lesion_map, voxel, rim_wm_mask(wm_prob, cerebral))
+    masks = dict(regions)
     for index in range(1, len(lesions) + 1):
         masks[f"lesion{index:02d}"] = lesion_map == index
+        masks[rim_compartment(index)] = rim_labels == index
     perfect = perfect_regional_tacs(pet.fractions, tacs, pet_grid.affine, t1w_tissues.grid, t1w_to_pet, masks)
     rows = perfect_kinpar(perfect, timing)
+    # true DVR image: the work-grid compartment fractions cropped to the T1w grid (same voxel lattice)
+    offset = [int(round(v)) for v in apply_matrix(np.linalg.inv(work_tissues.grid.affine),
+                                                  t1w_tissues.grid.affine[:3, 3][None])[0]]
+    box = tuple(slice(o, o + n) for o, n in zip(offset, t1w_tissues.grid.shape))
+    t1w_fractions = {name: f[box] for name, f in fractions.items()}
+    dvr_by_compartment = compartment_dvr(kinetics, lesion_params, phenotypes)
+    dvr_image = true_dvr(t1w_fractions, dvr_by_compartment)
     details = {
         "t1w_voxel_mm": t1w_voxel,
         "pet_voxel_mm": pet_voxel,
@@ -295,7 +354,9 @@ def simulate_session(
     return SessionPhantom(t1w=t1w, flair=flair, pet=pet, timing=timing, work_tissues=work_tissues,
                           t1w_to_pet=t1w_to_pet, t1w_to_flair=t1w_to_flair, t1w_to_anatomy=t1w_to_anatomy,
                           regions=regions, lesions=list(lesions), lesion_params=lesion_params, kinetics=kinetics,
-                          perfect_tacs=perfect, perfect_rows=rows, details=details)
+                          perfect_tacs=perfect, perfect_rows=rows, phenotypes=phenotypes, rim_labels=rim_labels,
+                          truth_dvr=dvr_image, t1w_fractions=t1w_fractions, compartment_dvr=dvr_by_compartment,
+                          details=details)
 
 
 def tissue_row(region: str, kinetics: TissueKinetics, lesion_params: Sequence[SrtmParams]) -> dict[str, Any]:
@@ -308,6 +369,8 @@ def tissue_row(region: str, kinetics: TissueKinetics, lesion_params: Sequence[Sr
         params = lesion_params[0] if len(unique) == 1 else None
     elif region.startswith("lesion") and region[6:].isdigit():
         params = lesion_params[int(region[6:]) - 1]
+    elif region == "nawm":  # normal-appearing WM: farther than 6 mm from any lesion
+        params = kinetics.tissues.get("wm")
     else:
         params = kinetics.tissues.get(region)
     if params is None:
