@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Start a real single-node Slurm (slurmctld + slurmd + munge) on this machine, for CI and for
+# trying the SLURM plugin / sbatch array locally. Needs root and the Debian packages slurm-wlm and
+# munge (scripts/install-system-deps.sh). No systemd needed.
+#
+# Usage: scripts/start-slurm.sh            start (idempotent: returns at once if sinfo shows idle)
+#        scripts/stop-slurm.sh             stop exactly the daemons this script started (by PID)
+#
+# The node is "localhost" in partition "debug", with SLURM_CPUS (default 4) CPUs: more than the
+# cores of a 2-core CI machine (SlurmdParameters=config_overrides), so that four single-CPU array
+# tasks run at the same time. Memory: SLURM_MEM_MB (default 16000), 2000 MB per CPU by default.
+# It writes /etc/slurm/slurm.conf only when that file is absent or was written by this script.
+set -euo pipefail
+conf=/etc/slurm/slurm.conf
+pids=/run/tspo-bids-slurm.pids
+marker="# written by tspo-bids scripts/start-slurm.sh"
+cpus="${SLURM_CPUS:-4}"
+mem="${SLURM_MEM_MB:-16000}"
+
+if [[ $EUID -ne 0 ]]; then echo "start-slurm.sh: run as root" >&2; exit 1; fi
+for tool in slurmctld slurmd munged sinfo; do
+    command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || {
+        echo "start-slurm.sh: $tool missing (apt-get install slurm-wlm munge)" >&2; exit 1; }
+done
+if [[ -f $conf ]] && ! grep -qF "$marker" "$conf"; then
+    echo "start-slurm.sh: $conf exists and was not written by this script; not touching it" >&2
+    exit 1
+fi
+if sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
+    echo "Slurm already running: $(sinfo -h -o '%P %D %t %c')"
+    exit 0
+fi
+
+mkdir -p /etc/slurm /var/lib/slurm/slurmd /var/lib/slurm/slurmctld /var/log/slurm /run/munge
+cat > "$conf" <<CONF
+$marker
+ClusterName=tspo-bids-ci
+SlurmctldHost=localhost
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SchedulerType=sched/backfill
+SchedulerParameters=sched_min_interval=0
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SlurmdParameters=config_overrides
+DefMemPerCPU=2000
+ReturnToService=2
+MailProg=/bin/true
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+SlurmdSpoolDir=/var/lib/slurm/slurmd
+StateSaveLocation=/var/lib/slurm/slurmctld
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+CONF
+chown slurm:slurm /var/lib/slurm/slurmctld /var/log/slurm
+chown munge:munge /run/munge
+chmod 0755 /run/munge
+if [[ ! -s /etc/munge/munge.key ]]; then
+    mungekey --create --keyfile=/etc/munge/munge.key
+    chown munge:munge /etc/munge/munge.key
+    chmod 0400 /etc/munge/munge.key
+fi
+
+: > "$pids"
+if [[ ! -S /run/munge/munge.socket.2 ]] || ! munge -n </dev/null >/dev/null 2>&1; then
+    runuser -u munge -- /usr/sbin/munged
+    sleep 0.5
+    cat /run/munge/munged.pid >> "$pids"
+fi
+/usr/sbin/slurmctld
+/usr/sbin/slurmd -N localhost
+for _ in $(seq 1 60); do  # the pid files appear once the daemons have forked
+    [[ -s /run/slurmctld.pid && -s /run/slurmd.pid ]] && break
+    sleep 0.5
+done
+cat /run/slurmctld.pid /run/slurmd.pid >> "$pids"
+
+for _ in $(seq 1 60); do
+    state="$(sinfo -h -o %t 2>/dev/null || true)"
+    if [[ $state == idle ]]; then
+        echo "Slurm up: $(sinfo -h -o 'partition %P, %D node, state %t, %c CPUs, %m MB')"
+        exit 0
+    fi
+    sleep 1
+done
+echo "start-slurm.sh: the node did not become idle (state: ${state:-none}); logs in /var/log/slurm" >&2
+tail -n 20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
+exit 1
