@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 #SBATCH --job-name=tspo-bids
 #SBATCH --cpus-per-task=1
-#SBATCH --mem-per-cpu=3G
+#SBATCH --mem-per-cpu=2G
 #SBATCH --time=04:00:00
 #SBATCH --output=tspo-bids_%A_%a.out
 #

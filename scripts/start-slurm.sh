@@ -6,16 +6,16 @@
 # Usage: scripts/start-slurm.sh            start (idempotent: returns at once if sinfo shows idle)
 #        scripts/stop-slurm.sh             stop exactly the daemons this script started (by PID)
 #
-# The node is "localhost" in partition "debug", with SLURM_CPUS (default 4) CPUs: more than the
-# cores of a 2-core CI machine (SlurmdParameters=config_overrides), so that four single-CPU array
-# tasks run at the same time. Memory: SLURM_MEM_MB (default 16000), 2000 MB per CPU by default.
+# The node is "localhost" in partition "debug", with SLURM_CPUS (default 8) CPUs: more than the
+# cores of a 2-core CI machine (SlurmdParameters=config_overrides), so that all single-CPU array
+# tasks of data/test_bids run at the same time. Memory: SLURM_MEM_MB (default 3/4 of RAM), 2000 MB per CPU by default.
 # It writes /etc/slurm/slurm.conf only when that file is absent or was written by this script.
 set -euo pipefail
 conf=/etc/slurm/slurm.conf
 pids=/run/tspo-bids-slurm.pids
 marker="# written by tspo-bids scripts/start-slurm.sh"
-cpus="${SLURM_CPUS:-4}"
-mem="${SLURM_MEM_MB:-16000}"
+cpus="${SLURM_CPUS:-8}"
+mem="${SLURM_MEM_MB:-$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) * 3 / 4 / 1024 ))}"
 
 if [[ $EUID -ne 0 ]]; then echo "start-slurm.sh: run as root" >&2; exit 1; fi
 for tool in slurmctld slurmd munged sinfo; do
