@@ -50,3 +50,13 @@ def test_bad_t_star(voxels):
     timing, reference, matrix, _ = voxels
     with pytest.raises(InputError, match="t_star"):
         logan_ref_map(matrix, reference, timing.start_min, timing.end_min, t_star=90.0)
+
+
+def test_frame_integrals_are_linear(voxels):
+    """The matrix form used for many voxels equals integrating each TAC on the fine grid."""
+    from tspo_bids.kinetics.linear import frame_integrals
+
+    timing, reference, matrix, _ = voxels
+    direct = frame_integrals(matrix, timing.start_min, timing.end_min, "frame_average")
+    operator = frame_integrals(np.eye(timing.n_frames), timing.start_min, timing.end_min, "frame_average")
+    np.testing.assert_allclose(operator @ matrix, direct, rtol=1e-10)

@@ -290,7 +290,10 @@ def logan_ref_map(
     weights = (end - start)[used]
 
     reference_integral = frame_integrals(reference_tac, start, end, sampling)
-    target_integral = frame_integrals(target_tacs, start, end, sampling)
+    # The frame-average running integral is linear in the TAC: build its (n_frames x n_frames)
+    # matrix once instead of interpolating every voxel on the fine grid (memory O(frames^2)).
+    integral_matrix = frame_integrals(np.eye(start.size), start, end, sampling)
+    target_integral = integral_matrix @ target_tacs
     numerator = reference_integral + (0.0 if k2_value is None else reference_tac / k2_value)
     late = target_tacs[used]
     background = (np.max(target_tacs, axis=0) < background_fraction * np.max(reference_tac)) | np.any(
