@@ -26,13 +26,8 @@ if [[ -f $conf ]] && ! grep -qF "$marker" "$conf"; then
     echo "start-slurm.sh: $conf exists and was not written by this script; not touching it" >&2
     exit 1
 fi
-if sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
-    echo "Slurm already running: $(sinfo -h -o '%P %D %t %c')"
-    exit 0
-fi
-
 mkdir -p /etc/slurm /var/lib/slurm/slurmd /var/lib/slurm/slurmctld /var/log/slurm /run/munge
-cat > "$conf" <<CONF
+wanted="$(cat <<CONF
 $marker
 ClusterName=tspo-bids-ci
 SlurmctldHost=localhost
@@ -62,6 +57,21 @@ SlurmdLogFile=/var/log/slurm/slurmd.log
 NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
+)"
+if sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
+    if [[ -f $conf && "$(cat "$conf")" == "$wanted" ]]; then
+        echo "Slurm already running: $(sinfo -h -o '%P %D %t %c')"
+        exit 0
+    fi
+    if [[ ! -s $pids ]]; then
+        echo "start-slurm.sh: a Slurm not started by this script is running; not touching it" >&2
+        exit 1
+    fi
+    echo "restarting the Slurm this script started (configuration changed)"
+    "$(dirname "$0")/stop-slurm.sh"
+    sleep 1
+fi
+printf '%s\n' "$wanted" > "$conf"
 chown slurm:slurm /var/lib/slurm/slurmctld /var/log/slurm
 chown munge:munge /run/munge
 chmod 0755 /run/munge
@@ -77,6 +87,7 @@ if [[ ! -S /run/munge/munge.socket.2 ]] || ! munge -n </dev/null >/dev/null 2>&1
     sleep 0.5
     cat /run/munge/munged.pid >> "$pids"
 fi
+rm -f /run/slurmctld.pid /run/slurmd.pid  # so the wait below sees the new daemons
 /usr/sbin/slurmctld
 /usr/sbin/slurmd -N localhost
 for _ in $(seq 1 60); do  # the pid files appear once the daemons have forked
