@@ -76,7 +76,7 @@ def load(name: str, path: Path):
 
 def e2e_participant_options() -> tuple[str, ...]:
     """The participant options of the end-to-end test (one command line for every compared run)."""
-    e2e = load("tspo_bids_e2e_options", REPO / "tests" / "e2e" / "test_test_bids.py")
+    e2e = load("tspo_bids_e2e_support", REPO / "tests" / "e2e" / "e2e_support.py")
     return tuple(e2e.PARTICIPANT_OPTIONS)
 
 

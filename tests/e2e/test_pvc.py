@@ -15,7 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from test_test_bids import PARTICIPANT_OPTIONS, TEST_BIDS, _one, _prefix, _run_cli, _truth_sessions
+from e2e_support import PARTICIPANT_OPTIONS, TEST_BIDS
+from e2e_support import one as _one
+from e2e_support import run_cli as _run_cli
+from e2e_support import session_prefix as _prefix
+from e2e_support import truth_sessions as _truth_sessions
 
 pytestmark = pytest.mark.e2e
 

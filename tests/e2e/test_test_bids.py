@@ -19,61 +19,19 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-
-from tspo_bids.bids.names import parse_entities
+from e2e_support import PARTICIPANT_OPTIONS, TEST_BIDS
+from e2e_support import one as _one
+from e2e_support import run_cli as _run_cli
+from e2e_support import session_prefix as _prefix
+from e2e_support import truth_sessions as _truth_sessions
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-TEST_BIDS = REPO / "data" / "test_bids"
-TRUTH = TEST_BIDS / "derivatives" / "phantom-truth"
 
 BPND_TOLERANCE = 0.05
 CHECKED_REGIONS = ("wm", "cortexgm", "thalamus")
 MAX_REGISTRATION_ERROR_MM = 1.5
 MIN_WM_DICE = 0.85
-
-
-#: The participant command, run once by the fixture and again by the resume test (same command
-#: line, so the sidecars' CommandLine is the same; -v makes Nipype log "Executing"/"Cached").
-PARTICIPANT_OPTIONS = ("--nprocs", "2", "--omp-nthreads", "1", "-v")
-
-
-def _run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tspo_bids.cli.run", *args],
-        capture_output=True, text=True, timeout=1800,
-    )
-
-
-@pytest.fixture(scope="session")
-def e2e_run(tmp_path_factory):
-    """Run participant + group once for the whole session; return (output_dir, work_dir)."""
-    root = tmp_path_factory.mktemp("e2e")
-    out, work = root / "out", root / "work"
-    participant = _run_cli(str(TEST_BIDS), str(out), "participant", "-w", str(work), *PARTICIPANT_OPTIONS)
-    assert participant.returncode == 0, participant.stderr[-4000:]
-    group = _run_cli(str(TEST_BIDS), str(out), "group")
-    assert group.returncode == 0, group.stderr[-4000:]
-    return out, work
-
-
-def _truth_sessions() -> list[Path]:
-    """The truth kinpar tables, one per participant/session."""
-    found = sorted(TRUTH.glob("sub-*/**/*_desc-truth_kinpar.tsv"))
-    assert found, f"no phantom truth under {TRUTH}"
-    return found
-
-
-def _prefix(path: Path) -> str:
-    ent = parse_entities(path)
-    return f"sub-{ent['sub']}" + (f"_ses-{ent['ses']}" if "ses" in ent else "")
-
-
-def _one(pattern_root: Path, pattern: str) -> Path:
-    matches = sorted(pattern_root.glob(pattern))
-    assert len(matches) == 1, f"expected one {pattern} under {pattern_root}, found {matches}"
-    return matches[0]
 
 
 def test_bpnd_matches_perfect_pipeline(e2e_run):
