@@ -10,17 +10,23 @@ PhantomOptions
     Grids, PSF, noise and misalignment settings.
 regional_tacs_in_t1w(...), perfect_kinpar(...)
     How a perfect pipeline measures regional TACs and SRTM parameters.
+LesionPhenotype, draw_phenotypes(...), true_dvr(...)
+    Lesion phenotypes (core/rim binding) and the true DVR image
+    (:mod:`tspo_bids.simulate.phenotypes`).
 """
 
 from tspo_bids.simulate.dataset import Participant, draw_participants, frame_schedule, make_dataset, pet_sidecar
 from tspo_bids.simulate.measure import perfect_kinpar, perfect_regional_tacs, pet_in_t1w, regional_tacs_in_t1w
+from tspo_bids.simulate.phenotypes import LesionPhenotype, draw_phenotypes, true_dvr
 from tspo_bids.simulate.session import PhantomOptions, SessionPhantom, simulate_session
 
 __all__ = [
+    "LesionPhenotype",
     "Participant",
     "PhantomOptions",
     "SessionPhantom",
     "draw_participants",
+    "draw_phenotypes",
     "frame_schedule",
     "make_dataset",
     "perfect_kinpar",
@@ -29,4 +35,5 @@ __all__ = [
     "pet_sidecar",
     "regional_tacs_in_t1w",
     "simulate_session",
+    "true_dvr",
 ]

@@ -575,9 +575,17 @@ by a Gaussian PSF, sampled on its own grid through a rigid T1w->PET misalignment
 frame-dependent Gaussian noise (Var = a C DCF / duration); the stored series is
 decay-corrected (or not) as each sidecar says.
 
-Ground truth: derivatives/{TRUTH_NAME} (true tissue maps, region masks, lesion masks,
-transforms, tissue kinetics and the values a perfect pipeline without partial-volume
-correction measures, `*_desc-truth_kinpar.tsv`). Not for clinical use.
+MS patients: every lesion has a phenotype with known binding (inactive: core BPND 0-0.15;
+rim-active: core ~0.1 and a 2 mm white-matter rim outside the lesion at BPND 0.3-0.5;
+overall-active: core BPND 0.5-1.0), three lesions >= 500 mm^3 (one of each) and smaller ones;
+white matter within 6 mm of a lesion binds more (+0.05-0.1 BPND at the edge, decaying
+linearly with distance); normal-appearing WM +3-10 % and thalamus +0-10 % over controls.
+
+Ground truth: derivatives/{TRUTH_NAME} (true tissue maps, region masks including NAWM and
+perilesional shells, lesion masks, transforms, tissue kinetics and the values a perfect
+pipeline without partial-volume correction measures, `*_desc-truth_kinpar.tsv`; per-lesion
+phenotype, core/rim binding and perfect values, `*_desc-truth_lesions.tsv`; the true DVR
+image, `*_space-T1w_desc-truth_dvr.nii.gz`). Not for clinical use.
 """
 
 
