@@ -123,6 +123,25 @@ def tissue_compartments(
     return Compartments(tuple(n for n, _ in kept), tuple(m for _, m in kept))
 
 
+def _observation_counts(labels: NDArray[np.int64], names: tuple[str, ...]) -> NDArray[np.float64]:
+    counts = np.bincount(labels, minlength=len(names) + 1)[1:].astype(float)
+    if np.any(counts == 0):
+        empty = [names[i] for i in np.flatnonzero(counts == 0)]
+        raise ValueError(f"observation regions without voxels: {', '.join(empty)}")
+    return counts
+
+
+def _matrix_from_spread(
+    spread: tuple[NDArray, ...], labels: NDArray[np.int64], counts: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """``G[i, j]`` = mean of compartment j's spread function over observation region i."""
+    n = counts.size
+    matrix = np.empty((n, n))
+    for j, rsf in enumerate(spread):
+        matrix[:, j] = np.bincount(labels, weights=np.asarray(rsf, float).ravel(), minlength=n + 1)[1:] / counts
+    return matrix
+
+
 def compartment_gtm_matrix(
     compartments: Compartments,
     observation_labels: NDArray[np.int32],
@@ -140,16 +159,8 @@ def compartment_gtm_matrix(
         voxelisation, resampling back), e.g. ``PetGridModel.to_t1w_grid(model.to_pet_grid(x))``.
     """
     labels = np.asarray(observation_labels).ravel()
-    n = len(compartments.names)
-    counts = np.bincount(labels, minlength=n + 1)[1:].astype(float)
-    if np.any(counts == 0):
-        empty = [compartments.names[i] for i in np.flatnonzero(counts == 0)]
-        raise ValueError(f"observation regions without voxels: {', '.join(empty)}")
-    matrix = np.empty((n, n))
-    for j, fraction in enumerate(compartments.fractions):
-        spread = np.asarray(forward(fraction), float).ravel()
-        matrix[:, j] = np.bincount(labels, weights=spread, minlength=n + 1)[1:] / counts
-    return matrix
+    counts = _observation_counts(labels, compartments.names)
+    return _matrix_from_spread(tuple(forward(f) for f in compartments.fractions), labels, counts)
 
 
 def region_weights(
@@ -215,17 +226,11 @@ def compartment_gtm(
     """
     from tspo_bids.pvc.gtm import gtm_correct
 
-    labels = compartments.dominant_labels(np.asarray(brain_mask, bool))
-    spread = tuple(np.asarray(forward(f), np.float32) for f in compartments.fractions)
-    flat_labels = labels.ravel()
+    flat_labels = compartments.dominant_labels(np.asarray(brain_mask, bool)).ravel()
     n = len(compartments.names)
-    counts = np.bincount(flat_labels, minlength=n + 1)[1:].astype(float)
-    if np.any(counts == 0):
-        empty = [compartments.names[i] for i in np.flatnonzero(counts == 0)]
-        raise ValueError(f"observation regions without voxels: {', '.join(empty)}")
-    matrix = np.empty((n, n))
-    for j, rsf in enumerate(spread):
-        matrix[:, j] = np.bincount(flat_labels, weights=rsf.ravel(), minlength=n + 1)[1:] / counts
+    counts = _observation_counts(flat_labels, compartments.names)
+    spread = tuple(np.asarray(forward(f), np.float32) for f in compartments.fractions)
+    matrix = _matrix_from_spread(spread, flat_labels, counts)
     frames = np.asarray(series, np.float32).reshape(-1, series.shape[-1])
     inside = flat_labels > 0
     observed = np.stack([np.bincount(flat_labels[inside], weights=frames[inside, t], minlength=n + 1)[1:]
