@@ -9,8 +9,13 @@ kept deliberately simple and transparent:
 
 1. Remove a smooth residual intensity bias from FLAIR and T1w by a normalised Gaussian convolution over
    confident white matter (outliers excluded), so normal-appearing white matter (NAWM) is ~1.
-2. Robust z-scores (median, 1.4826 x MAD) of a lightly smoothed FLAIR against NAWM and against cortex.
-3. Strong voxels (not bright in T1w): hyperintense against NAWM *and* cortex, or, deep inside white
+2. Robust z-scores (median, 1.4826 x MAD) of a lightly smoothed FLAIR against NAWM and against the
+   purest grey matter. Grey matter is located without trusting the calibration of the tissue
+   fractions: partial volume with WM (brighter in T1w) and with CSF (darker in T1w) both darken grey
+   matter in FLAIR, so among grey-matter-dominant voxels ordered by T1w the FLAIR median peaks where
+   grey matter is purest (the GM vertex of the T1w-FLAIR mixing triangle). Cortex and deep GM are
+   located separately and the brighter bounds normal grey matter.
+3. Strong voxels (not bright in T1w): hyperintense against NAWM *and* grey matter, or, deep inside white
    matter (most of a Gaussian neighbourhood is WM; deep GM excluded), far above NAWM. Strong clusters
    count only when they reach into the search region: white matter and deep grey matter dilated by a
    margin. A cluster may extend beyond the margin, so lesion centres that a segmentation of the
@@ -174,6 +179,41 @@ def _normalise_to_white_matter(
     return image / field
 
 
+def _grey_matter_reference(
+    flair: NDArray[np.float64],
+    t1w: NDArray[np.float64],
+    grey: NDArray[np.bool_],
+    n_bins: int,
+    min_bin_voxels: int = 100,
+) -> tuple[float, float] | None:
+    """FLAIR location and robust scale of the purest grey matter, from the T1w-FLAIR mixing line.
+
+    Partial volume with white matter (brighter in T1w) and with CSF (darker in T1w) both make grey
+    matter darker in FLAIR, so among grey-matter-dominant voxels sorted by T1w intensity the FLAIR
+    median peaks where grey matter is purest. The voxels are split into ``n_bins`` equal-count T1w
+    bins; the bin with the highest FLAIR median gives the location (median) and scale (1.4826 x MAD).
+
+    Unlike the voxels above a fixed grey-matter probability, this does not rely on the calibration of
+    the tissue fractions: when a segmentation places its grey-matter class on GM/WM mixtures, the
+    voxels it calls pure grey matter are darker and less spread in FLAIR than grey matter, and real
+    grey matter then looks hyperintense against them.
+
+    Returns
+    -------
+    (location, scale) or None
+        ``None`` when ``grey`` holds fewer than ``2 * min_bin_voxels`` voxels.
+    """
+    values = flair[grey]
+    order = t1w[grey]
+    n_bins = int(min(n_bins, values.size // min_bin_voxels))
+    if n_bins < 2:
+        return None
+    sorted_flair = values[np.argsort(order, kind="stable")]
+    bins = np.array_split(sorted_flair, n_bins)
+    medians = np.array([np.median(b) for b in bins])
+    return robust_location_scale(bins[int(np.argmax(medians))])
+
+
 def _search_region(
     wm_prob: NDArray[np.float64],
     deepgm_mask: NDArray[np.bool_] | None,
@@ -202,7 +242,7 @@ def segment_lesions(
     *,
     deepgm_mask: ArrayLike | None = None,
     z_threshold: float = 3.0,
-    gm_z_threshold: float = 3.0,
+    gm_z_threshold: float = 5.0,
     seed_smoothing_mm: float = 1.0,
     grow_max_mm: float = 3.0,
     wm_context_sigma_mm: float = 3.0,
@@ -217,7 +257,8 @@ def segment_lesions(
     bias_sigma_mm: float = 20.0,
     wm_core_threshold: float = 0.9,
     wm_threshold: float = 0.5,
-    gm_core_threshold: float = 0.9,
+    grey_threshold: float = 0.5,
+    grey_bins: int = 20,
     min_volume_mm3: float = DEFAULT_MIN_LESION_VOLUME_MM3,
 ) -> NDArray[np.int32]:
     """Segment white-matter lesions as FLAIR-hyperintense outliers of normal-appearing white matter.
@@ -241,8 +282,14 @@ def segment_lesions(
     z_threshold
         Strong voxels have a z-score of the smoothed FLAIR against NAWM of at least this (default 3) ...
     gm_z_threshold
-        ... and against cortical GM (``gm_prob >= gm_core_threshold``, deep GM excluded) of at least
-        this (default 3), so cortex and WM/GM partial volume are not taken for lesion.
+        ... and against the purest grey matter of at least this (default 5; a voxelwise bound over
+        the ~1e5 grey matter voxels), so cortex, deep GM and partial volume are not taken for lesion.
+        Grey matter location: the FLAIR median of the T1w bin of grey-matter-dominant voxels with the
+        highest FLAIR median (see ``grey_bins``), for cortex (``gm_prob >= grey_threshold``, deep GM
+        excluded) and for ``deepgm_mask``, the brighter of the two; scale: that bin's robust SD, at
+        least the NAWM one (noise). Voxels above a fixed ``gm_prob`` are not used: when the fractions
+        are miscalibrated (e.g. a grey matter class fitted on GM/WM mixtures) they are partial-volume
+        voxels, darker and less spread in FLAIR than grey matter, and grey matter then passes for lesion.
     seed_smoothing_mm
         Gaussian sigma of the smoothing used for strong voxels, mm (default 1; 0 = none).
     context_z_threshold
@@ -275,8 +322,11 @@ def segment_lesions(
         ``wm_prob`` of the confident white matter that defines the NAWM distribution (default 0.9).
     wm_threshold
         ``wm_prob`` of the white matter search region (default 0.5).
-    gm_core_threshold
-        ``gm_prob`` of the grey matter that defines the GM distribution (default 0.9).
+    grey_threshold
+        ``gm_prob`` of the grey-matter-dominant voxels searched for the purest grey matter (default 0.5).
+    grey_bins
+        Number of equal-count T1w bins of those voxels (default 20; fewer when a bin would hold
+        fewer than 100 voxels).
     min_volume_mm3
         Minimum lesion volume, mm^3 (default 27).
 
@@ -320,33 +370,38 @@ def segment_lesions(
 
     wm_centre, wm_scale = robust_location_scale(flair_n[wm_core])
     t1_centre, t1_scale = robust_location_scale(t1w_n[wm_core])
-    gm_core = brain & (gm >= gm_core_threshold)
-    if deepgm is not None:
-        gm_core &= ~deepgm
     scale = max(wm_scale, 1e-12)
 
     search = _search_region(wm, deepgm, brain, sizes, wm_threshold, search_margin_mm)
     not_t1_bright = brain & (t1w_n <= t1_centre + t1w_z_max * max(t1_scale, 1e-12))
 
-    # Strong voxels: hyperintense against NAWM and cortex on a lightly smoothed image (noise
+    # Strong voxels: hyperintense against NAWM and grey matter on a lightly smoothed image (noise
     # suppression); a strong cluster counts when it reaches into the white-matter search region.
     flair_s = ndimage.gaussian_filter(flair_n, seed_smoothing_mm / sizes) if seed_smoothing_mm > 0 else flair_n
     s_wm_centre, s_wm_scale = robust_location_scale(flair_s[wm_core])
-    # without usable cortex (e.g. a cropped image) the NAWM criterion acts alone
-    s_gm_centre, s_gm_scale = (robust_location_scale(flair_s[gm_core]) if gm_core.sum() >= 100
-                               else (s_wm_centre, s_wm_scale))
+    # Grey matter where it is purest (T1w-FLAIR mixing line, independent of the calibration of the
+    # fractions), cortex and deep GM separately: the brighter one bounds normal grey matter. Its scale
+    # is at least the NAWM noise scale. Without usable grey matter (e.g. a cropped image) the NAWM
+    # criterion acts alone.
+    t1w_s = ndimage.gaussian_filter(t1w_n, seed_smoothing_mm / sizes) if seed_smoothing_mm > 0 else t1w_n
+    grey = brain & (gm >= grey_threshold)
+    grey_groups = [grey] if deepgm is None else [grey & ~deepgm, brain & deepgm]
+    noise_scale = max(s_wm_scale, 1e-12)
+    # the bound on normal tissue: NAWM, then the brightest grey matter
+    grey_bound = s_wm_centre + z_threshold * noise_scale
+    for group in grey_groups:
+        reference = _grey_matter_reference(flair_s, t1w_s, group, grey_bins)
+        if reference is not None:
+            grey_bound = max(grey_bound, reference[0] + gm_z_threshold * max(reference[1], noise_scale))
     # Inside white matter (most of a Gaussian neighbourhood is WM) a voxel clearly brighter than NAWM
     # is a lesion even when it is no brighter than cortex: small and faint lesions.
-    # Deep grey matter is FLAIR-brighter than NAWM and surrounded by it: it needs the cortex criterion.
+    # Deep grey matter is FLAIR-brighter than NAWM and surrounded by it: it needs the grey matter criterion.
     wm_context = ndimage.gaussian_filter(np.where(brain, np.clip(wm, 0.0, 1.0), 0.0), wm_context_sigma_mm / sizes)
     if deepgm is not None and deepgm.any():
         wm_context[ndimage.distance_transform_edt(~deepgm, sampling=sizes) <= deepgm_margin_mm] = 0.0
     strong = not_t1_bright & (
-        (
-            (flair_s >= s_wm_centre + z_threshold * max(s_wm_scale, 1e-12))
-            & (flair_s >= s_gm_centre + gm_z_threshold * max(s_gm_scale, 1e-12))
-        )
-        | ((wm_context >= wm_context_min) & (flair_s >= s_wm_centre + context_z_threshold * max(s_wm_scale, 1e-12)))
+        (flair_s >= grey_bound)
+        | ((wm_context >= wm_context_min) & (flair_s >= s_wm_centre + context_z_threshold * noise_scale))
     )
     clusters, n_clusters = ndimage.label(strong, structure=_CONNECTIVITY_26)
     if n_clusters == 0:
