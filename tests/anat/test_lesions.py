@@ -59,7 +59,9 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def make_head(seed: int = 0, lesions: bool = True, noise: float = 0.03, bias: float = 0.10,
-              blur_vox: float = 0.6) -> Head:
+              blur_vox: float = 0.6, flair_contrast: dict[str, float] | None = None) -> Head:
+    """Synthetic head; ``flair_contrast`` overrides entries of :data:`FLAIR` (tissue -> intensity)."""
+    flair_levels = FLAIR | (flair_contrast or {})
     rng = np.random.default_rng(seed)
     shape = tuple(int(v) for v in np.ceil(2 * (BRAIN_SEMI_AXES_MM + 6) / VOXEL_MM))
     centre = (np.array(shape) - 1) / 2 * VOXEL_MM
@@ -108,7 +110,8 @@ def make_head(seed: int = 0, lesions: bool = True, noise: float = 0.03, bias: fl
             index = len(placed) + 1
             lesion_labels[box][(content >= 0.5) & (content > best[box])] = index
             best[box] = np.maximum(best[box], content)
-            lesion_contrast[box] = np.where(content > 0, rng.uniform(1.7, 2.4) * FLAIR["wm"], lesion_contrast[box])
+            lesion_contrast[box] = np.where(content > 0, rng.uniform(1.7, 2.4) * flair_levels["wm"],
+                                            lesion_contrast[box])
             lesion[box] = np.maximum(lesion[box], content)
             placed.append((c, major))
             volumes.append(volume)
@@ -125,8 +128,8 @@ def make_head(seed: int = 0, lesions: bool = True, noise: float = 0.03, bias: fl
         imag = rng.normal(0, noise, shape)
         return np.sqrt(real**2 + imag**2)
 
-    flair = mr(FLAIR["wm"] * nawm + FLAIR["gm"] * gm + FLAIR["csf"] * csf + FLAIR["deepgm"] * deep
-               + lesion_contrast * lesion)
+    flair = mr(flair_levels["wm"] * nawm + flair_levels["gm"] * gm + flair_levels["csf"] * csf
+               + flair_levels["deepgm"] * deep + lesion_contrast * lesion)
     t1w = mr(T1W["wm"] * nawm + T1W["gm"] * gm + T1W["csf"] * csf + T1W["deepgm"] * deep + T1W["lesion"] * lesion)
     return Head(flair=flair, t1w=t1w, wm_prob=np.clip(nawm, 0, 1), gm_prob=np.clip(gm + deep + lesion, 0, 1),
                 brain_mask=brain >= 0.5, deepgm_mask=deep >= 0.5, true_lesion_labels=lesion_labels,
@@ -180,6 +183,59 @@ def test_segmentation_dice_and_detection_on_synthetic_heads(seed: int) -> None:
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
     assert np.array_equal(ids, np.arange(1, ids.size + 1))
     assert np.all(counts * np.prod(VOXEL_MM) >= 27.0)
+
+
+def _unmix_t1w(t1w: np.ndarray, brain: np.ndarray, means: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(GM, WM) fractions by linear unmixing of T1w between adjacent pure-class means (CSF, GM, WM).
+
+    The partial-volume model of the pipeline's tissue segmentation (mixel model); with wrong class
+    means it gives miscalibrated fractions, as a mixel fit that lands on the wrong histogram mode does.
+    """
+    csf_mean, gm_mean, wm_mean = means
+    below_gm = t1w <= gm_mean
+    csf = np.where(below_gm, 1.0 - np.clip((t1w - csf_mean) / (gm_mean - csf_mean), 0.0, 1.0), 0.0)
+    wm = np.where(below_gm, 0.0, np.clip((t1w - gm_mean) / (wm_mean - gm_mean), 0.0, 1.0))
+    return np.where(brain, 1.0 - csf - wm, 0.0), np.where(brain, wm, 0.0)
+
+
+def _assert_lesions_found_without_false_positive(head: Head, labels: np.ndarray) -> None:
+    """Acceptance bounds of the main test: Dice >= 0.70, >= 90 % detected, no false-positive component."""
+    detected, scored = detection(head.true_lesion_labels, labels > 0)
+    false_positives = [index for index in range(1, int(labels.max()) + 1)
+                       if not np.any(head.true_lesion_labels[labels == index] > 0)]
+    wrong_voxels = int(np.sum((labels > 0) & (head.true_lesion_labels == 0)))
+    assert false_positives == [], f"{len(false_positives)} false-positive lesions, {wrong_voxels} wrong voxels"
+    assert dice(labels > 0, head.true_lesion_labels > 0) >= 0.70
+    assert detected / scored >= 0.90
+
+
+@pytest.mark.parametrize("seed", [20, 21])
+def test_segmentation_survives_miscalibrated_tissue_fractions(seed: int) -> None:
+    """Regression: a tissue segmentation whose GM class sits on 40 % WM mixtures must not make GM lesions.
+
+    Such fractions call GM/WM partial-volume voxels "pure GM" (p >= 0.9) and pure grey matter a
+    GM/CSF mix (p ~ 0.7); a cortex reference taken at p >= 0.9 is then darker and narrower in FLAIR
+    than grey matter, and grey matter near white matter passed for lesion (sub-02 baseline of the
+    test dataset: 24 false-positive lesions, Dice 0.08).
+    """
+    head = make_head(seed=seed)
+    wrong_gm_mean = 0.6 * T1W["gm"] + 0.4 * T1W["wm"]
+    gm_prob, wm_prob = _unmix_t1w(head.t1w, head.brain_mask, (T1W["csf"], wrong_gm_mean, T1W["wm"]))
+    # the failure mode is reproduced: pure cortex reads ~70 % GM, "pure GM" voxels are mostly WM/GM mixtures
+    pure_cortex = (head.gm_prob > 0.99) & ~head.deepgm_mask & (head.true_lesion_labels == 0)
+    assert np.median(gm_prob[pure_cortex]) < 0.8
+    assert np.mean(head.true_wm[head.brain_mask & (gm_prob >= 0.9) & ~head.deepgm_mask] > 0.2) > 0.5
+    labels = segment_lesions(head.flair, head.t1w, wm_prob, gm_prob, head.brain_mask, VOXEL_MM,
+                             deepgm_mask=head.deepgm_mask)
+    _assert_lesions_found_without_false_positive(head, labels)
+
+
+def test_deep_grey_matter_brighter_than_cortex_is_not_lesion() -> None:
+    """Regression: deep GM nuclei brighter in FLAIR than cortex (1.6 x NAWM) are judged against themselves."""
+    head = make_head(seed=20, flair_contrast={"deepgm": 0.90})
+    labels = _segment(head)
+    assert not np.any(labels[head.deepgm_mask])
+    _assert_lesions_found_without_false_positive(head, labels)
 
 
 def test_segmentation_volumes_track_truth_for_large_lesions(head: Head) -> None:

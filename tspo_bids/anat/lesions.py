@@ -380,25 +380,31 @@ def segment_lesions(
     flair_s = ndimage.gaussian_filter(flair_n, seed_smoothing_mm / sizes) if seed_smoothing_mm > 0 else flair_n
     s_wm_centre, s_wm_scale = robust_location_scale(flair_s[wm_core])
     # Grey matter where it is purest (T1w-FLAIR mixing line, independent of the calibration of the
-    # fractions), cortex and deep GM separately: the brighter one bounds normal grey matter. Its scale
-    # is at least the NAWM noise scale. Without usable grey matter (e.g. a cropped image) the NAWM
-    # criterion acts alone.
+    # fractions), with a scale of at least the NAWM noise scale: cortex everywhere, and near deep GM
+    # also deep GM itself (often purer, so brighter, than a partial-volumed cortex). Without usable
+    # grey matter (e.g. a cropped image) the NAWM criterion acts alone.
     t1w_s = ndimage.gaussian_filter(t1w_n, seed_smoothing_mm / sizes) if seed_smoothing_mm > 0 else t1w_n
-    grey = brain & (gm >= grey_threshold)
-    grey_groups = [grey] if deepgm is None else [grey & ~deepgm, brain & deepgm]
     noise_scale = max(s_wm_scale, 1e-12)
-    # the bound on normal tissue: NAWM, then the brightest grey matter
-    grey_bound = s_wm_centre + z_threshold * noise_scale
-    for group in grey_groups:
+
+    def grey_level(group: NDArray[np.bool_]) -> float:
         reference = _grey_matter_reference(flair_s, t1w_s, group, grey_bins)
-        if reference is not None:
-            grey_bound = max(grey_bound, reference[0] + gm_z_threshold * max(reference[1], noise_scale))
+        if reference is None:
+            return -np.inf
+        return reference[0] + gm_z_threshold * max(reference[1], noise_scale)
+
+    grey = brain & (gm >= grey_threshold)
+    cortex_bound = max(s_wm_centre + z_threshold * noise_scale, grey_level(grey if deepgm is None else grey & ~deepgm))
+    grey_bound = np.full(flair_s.shape, cortex_bound)
+    near_deepgm = None
+    if deepgm is not None and deepgm.any():
+        near_deepgm = ndimage.distance_transform_edt(~deepgm, sampling=sizes) <= deepgm_margin_mm
+        grey_bound[near_deepgm] = max(cortex_bound, grey_level(brain & deepgm))
     # Inside white matter (most of a Gaussian neighbourhood is WM) a voxel clearly brighter than NAWM
     # is a lesion even when it is no brighter than cortex: small and faint lesions.
     # Deep grey matter is FLAIR-brighter than NAWM and surrounded by it: it needs the grey matter criterion.
     wm_context = ndimage.gaussian_filter(np.where(brain, np.clip(wm, 0.0, 1.0), 0.0), wm_context_sigma_mm / sizes)
-    if deepgm is not None and deepgm.any():
-        wm_context[ndimage.distance_transform_edt(~deepgm, sampling=sizes) <= deepgm_margin_mm] = 0.0
+    if near_deepgm is not None:
+        wm_context[near_deepgm] = 0.0
     strong = not_t1_bright & (
         (flair_s >= grey_bound)
         | ((wm_context >= wm_context_min) & (flair_s >= s_wm_centre + context_z_threshold * noise_scale))
