@@ -72,12 +72,16 @@ def fit_mixel_model(
 ) -> MixelModel:
     """Fit the three-tissue mixel model to brain intensities by maximum likelihood.
 
+    The likelihood has local optima (pure GM can be rare, and a GM/WM mixture can pose as
+    "GM"), so the fit starts from ``initial_means`` and from percentile-based means and keeps
+    the solution with the highest likelihood.
+
     Parameters
     ----------
     intensities : ndarray
         T1w intensities of brain voxels (bias-corrected).
     initial_means : (float, float, float), optional
-        Starting CSF, GM, WM means (default: 5th, 40th and 85th percentiles).
+        An extra starting point for the CSF, GM, WM means (e.g. a classifier's class medians).
     n_bins : int
         Histogram bins used for the (binned) likelihood.
 
@@ -89,11 +93,20 @@ def fit_mixel_model(
     values = values[np.isfinite(values)]
     if values.size < 100:
         raise ValueError("too few brain voxels to fit tissue intensities")
+    starts = [tuple(np.percentile(values, q)) for q in ((5, 40, 85), (2, 30, 80), (10, 50, 90))]
+    if initial_means is not None:
+        starts.insert(0, tuple(initial_means))
+    fits = [_fit_from(values, start, n_bins) for start in starts]
+    return min(fits, key=lambda fit: fit[1])[0]
+
+
+def _fit_from(
+    values: np.ndarray, initial_means: tuple[float, float, float], n_bins: int
+) -> tuple[MixelModel, float]:
+    """One maximum-likelihood fit from ``initial_means``: (model, negative log-likelihood)."""
     low, high = np.percentile(values, [0.1, 99.9])
     counts, edges = np.histogram(values, bins=n_bins, range=(low, high))
     centres = 0.5 * (edges[1:] + edges[:-1])
-    if initial_means is None:
-        initial_means = tuple(np.percentile(values, [5, 40, 85]))
     span = high - low
 
     def unpack(theta: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -119,7 +132,8 @@ def fit_mixel_model(
     result = optimize.minimize(negative_log_likelihood, result.x, method="Powell",
                                options={"maxiter": 8000, "xtol": 1e-6, "ftol": 1e-9})
     means, sigma, weights = unpack(result.x)
-    return MixelModel(tuple(float(m) for m in means), float(sigma), tuple(float(w) for w in weights))
+    model = MixelModel(tuple(float(m) for m in means), float(sigma), tuple(float(w) for w in weights))
+    return model, float(result.fun)
 
 
 def partial_volume_fractions(

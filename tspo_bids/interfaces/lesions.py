@@ -27,6 +27,12 @@ def _same_grid(a: nib.spatialimages.SpatialImage, b: nib.spatialimages.SpatialIm
     return a.shape[:3] == b.shape[:3] and np.allclose(a.affine, b.affine, atol=1e-3)
 
 
+def _deep_grey(atlas_labels: np.ndarray) -> np.ndarray:
+    from tspo_bids.anat.template import atlas_group_mask
+
+    return atlas_group_mask(atlas_labels, "deepgm") | atlas_group_mask(atlas_labels, "thalamus")
+
+
 def _voxel_size(img: nib.spatialimages.SpatialImage) -> np.ndarray:
     return np.asarray(img.header.get_zooms()[:3], float)
 
@@ -86,7 +92,6 @@ class LesionMask(SimpleInterface):
 
     def _run_interface(self, runtime):
         from tspo_bids.anat.lesions import label_lesions, segment_lesions
-        from tspo_bids.anat.template import atlas_group_mask
 
         t1w = nib.load(self.inputs.t1w_preproc)
         voxel = _voxel_size(t1w)
@@ -109,7 +114,8 @@ class LesionMask(SimpleInterface):
                 nib.load(self.inputs.gm_prob).get_fdata(dtype=np.float32),
                 np.asarray(nib.load(self.inputs.brain_mask).dataobj) > 0,
                 voxel,
-                deepgm_mask=atlas_group_mask(np.asarray(nib.load(self.inputs.atlas_labels).dataobj), "deepgm"),
+                # deep grey nuclei (basal ganglia and thalamus) are bright in FLAIR without being lesions
+                deepgm_mask=_deep_grey(np.asarray(nib.load(self.inputs.atlas_labels).dataobj)),
                 min_volume_mm3=self.inputs.min_volume_mm3,
             )
             source = "automatic"
