@@ -50,8 +50,10 @@ def test_gtm_recovers_tissue_bpnd(pvc_run):
         truth = pd.read_csv(truth_file, sep="\t", na_values="n/a").set_index("region")
         gtm = pd.read_csv(_one(pvc_run, f"sub-*/**/pet/{prefix}_*pvc-GTM_model-SRTM_kinpar.tsv"), sep="\t",
                           na_values="n/a").set_index("region")
-        plain = pd.read_csv(_one(pvc_run, f"sub-*/**/pet/{prefix}_*_model-SRTM_kinpar.tsv"), sep="\t",
-                            na_values="n/a").set_index("region")
+        plain_files = [p for p in pvc_run.glob(f"sub-*/**/pet/{prefix}_*_model-SRTM_kinpar.tsv")
+                       if "_pvc-" not in p.name]
+        assert len(plain_files) == 1, plain_files
+        plain = pd.read_csv(plain_files[0], sep="\t", na_values="n/a").set_index("region")
         for region in CHECKED_REGIONS:
             if region in truth.index and np.isfinite(truth.loc[region, "BPND_tissue"]) and region in gtm.index:
                 rows.append((prefix, region, truth.loc[region, "BPND_tissue"], plain.loc[region, "BPND"],

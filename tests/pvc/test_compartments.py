@@ -82,5 +82,9 @@ def test_compartment_gtm_and_rbv_restore_the_truth():
     result = compartment_gtm(measured, comp, brain, _blur)
     np.testing.assert_allclose(result.activities, activity, rtol=1e-6, atol=1e-6)  # float32 images
     assert result.condition_number < 100
-    corrected = compartment_rbv(measured, comp, result, brain)
-    np.testing.assert_allclose(corrected[brain], truth[brain], rtol=1e-5, atol=1e-6)
+    classical = compartment_rbv(measured, comp, result, brain, numerator="mixture")
+    np.testing.assert_allclose(classical[brain], truth[brain], rtol=1e-5, atol=1e-6)
+    # tissue-pure: each voxel gets the activity of its dominant compartment
+    pure = compartment_rbv(measured, comp, result, brain)
+    own = comp.dominant_labels(brain)[brain] - 1
+    np.testing.assert_allclose(pure[brain], activity[own], rtol=1e-5, atol=1e-6)

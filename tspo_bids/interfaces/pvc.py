@@ -20,7 +20,7 @@ from nipype.interfaces.base import (
 from tspo_bids.interfaces._io import load_matrix
 
 #: MS regions whose WM fraction forms a compartment of its own.
-_MS_COMPARTMENT_REGIONS = ("lesion", "perilesion03", "perilesion36", "nawm")
+_MS_COMPARTMENT_REGIONS = ("lesion", "perilesion03", "perilesion36")
 
 
 class _PartialVolumeCorrectInputSpec(BaseInterfaceInputSpec):

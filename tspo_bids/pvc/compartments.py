@@ -27,7 +27,10 @@ from tspo_bids.anat.regions import REFERENCE_REGION, AtlasGroups
 #: Compartments by tissue type: GM-like regions report their GM compartment, WM-like their WM
 #: compartments, mixed regions all tissue compartments inside them.
 GM_COMPARTMENTS = ("cortexgm", REFERENCE_REGION)
-WM_COMPARTMENTS = ("lesion", "perilesion03", "perilesion36", "nawm", "otherwm")
+#: WM compartments: lesions and perilesional shells bind differently; all other cerebral WM is one
+#: tissue ("nawm"): splitting it into arbitrary zones only adds unknowns that model mismatch
+#: pushes apart.
+WM_COMPARTMENTS = ("lesion", "perilesion03", "perilesion36", "nawm")
 SUBCORTICAL_COMPARTMENTS = ("thalamus", "deepgm")
 CSF_COMPARTMENT = "csf"
 
@@ -85,9 +88,9 @@ def tissue_compartments(
     atlas : AtlasGroups
         Cerebellum, vermis, thalamus and deep-GM masks on the T1w grid.
     ms_masks : mapping, optional
-        ``lesion``, ``perilesion03``, ``perilesion36``, ``nawm`` masks (binary); their WM
-        fraction forms one compartment each (first listed wins where they overlap), the rest of
-        the cerebral WM fraction forms ``otherwm``.
+        ``lesion``, ``perilesion03``, ``perilesion36`` masks (binary); their WM fraction forms one
+        compartment each (first listed wins where they overlap); the rest of the cerebral WM
+        fraction forms ``nawm``.
 
     Returns
     -------
@@ -108,7 +111,7 @@ def tissue_compartments(
         mask = np.asarray((ms_masks or {}).get(name, np.zeros_like(brain)), bool) & unassigned_wm
         wm_zones[name] = mask
         unassigned_wm &= ~mask
-    wm_zones["otherwm"] = unassigned_wm
+    wm_zones["nawm"] = unassigned_wm
 
     maps: dict[str, NDArray[np.float32]] = {
         "cortexgm": gm * cerebral,
@@ -243,30 +246,42 @@ def compartment_rbv(
     compartments: Compartments,
     gtm: CompartmentGTM,
     brain_mask: NDArray,
+    numerator: str = "dominant",
     eps: float = 1e-3,
 ) -> NDArray[np.float32]:
     """Region-based voxelwise correction (Thomas et al. 2011) with tissue compartments.
 
-    ``corrected(x, t) = PET(x, t) * S(x, t) / (forward S)(x, t)`` with the synthetic image
-    ``S = sum_j fraction_j * activity_j(t)``. Forward projection is linear, so
-    ``forward S = sum_j activity_j(t) * spread_j`` needs no further blurring. Outside the brain,
-    or where ``forward S`` is below ``eps`` times its maximum, the voxel is 0 / left uncorrected.
+    ``corrected(x, t) = PET(x, t) * N(x, t) / (forward S)(x, t)``, ``S = sum_j fraction_j *
+    activity_j(t)`` the synthetic image. Forward projection is linear, so ``forward S =
+    sum_j activity_j(t) * spread_j`` needs no further blurring.
+
+    ``numerator="mixture"`` is classical RBV (``N = S``): spill-over is removed but each voxel
+    keeps its own tissue mixture (a cortical voxel stays part GM, part CSF/WM).
+    ``numerator="dominant"`` (default) uses the activity of the voxel's dominant compartment
+    (``N = activity_dom(x)``), as Müller-Gärtner et al. (1992) correct GM voxels to pure GM: every
+    voxel then estimates the activity of its own tissue, the quantity the compartment GTM reports,
+    so maps and GTM agree region by region.
+
+    Outside the brain, or where ``forward S`` is below ``eps`` times its maximum, the voxel is 0.
 
     Returns
     -------
     ndarray, shape (X, Y, Z, n_frames), float32
     """
+    if numerator not in ("dominant", "mixture"):
+        raise ValueError(f"numerator must be 'dominant' or 'mixture', got {numerator!r}")
     brain = np.asarray(brain_mask, bool)
     corrected = np.zeros(series.shape, np.float32)
     fractions = np.stack([f[brain] for f in compartments.fractions])  # (n_comp, n_voxels)
     spread = np.stack([s[brain] for s in gtm.spread])
+    own = compartments.dominant_labels(brain)[brain] - 1
     for t in range(series.shape[-1]):
-        synthetic = gtm.activities[:, t] @ fractions
-        blurred = gtm.activities[:, t] @ spread
+        activity = gtm.activities[:, t]
+        wanted = activity[own] if numerator == "dominant" else activity @ fractions
+        blurred = activity @ spread
         pet = np.asarray(series[..., t], np.float32)[brain]
-        floor = eps * max(float(np.max(np.abs(blurred))), 1e-30)
-        ratio = np.where(np.abs(blurred) > floor, synthetic / np.where(blurred == 0, 1, blurred), 1.0)
+        valid = np.abs(blurred) > eps * max(float(np.max(np.abs(blurred))), 1e-30)
         frame = np.zeros(brain.shape, np.float32)
-        frame[brain] = pet * ratio
+        frame[brain] = np.where(valid, pet * wanted / np.where(valid, blurred, 1.0), 0.0)
         corrected[..., t] = frame
     return corrected
