@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -34,6 +35,10 @@ SCRIPTS = REPO / "scripts"
 E2E_DIR_ENV = "TSPO_BIDS_E2E_DIR"
 #: Tolerance of the acceptance: container / Slurm runs equal the pip-installed run within this.
 NUMBER_TOLERANCE = 1e-6
+#: Why the 1e-6 comparisons are strict xfails today (remove the marks once two runs agree).
+NONDETERMINISM = ("pipeline not deterministic: tspo_bids.anat.preprocess.segment_tissues (ants.atropos, "
+                  "Kmeans[3]) gives different maps when called twice on the same input in one process, so any "
+                  "two runs differ (BPND ~1e-3, lesion volumes ~5 mm^3), pip-installed MultiProc runs included")
 #: The derivative tables compared number by number.
 COMPARED_PATTERNS = ("*_kinpar.tsv", "*_tacs.tsv")
 README_SECTION = "README, section 'Containers and HPC'"
@@ -145,13 +150,18 @@ def _read(path: Path) -> pd.DataFrame:
 
 def compare_tables(expected: Path, found: Path, tolerance: float = NUMBER_TOLERANCE) -> list[str]:
     """Differences between two TSVs: same columns and rows, same text cells, NaN where the
-    expected table has NaN, every number within ``tolerance`` (absolute). Empty when they agree."""
+    expected table has NaN, every number within ``tolerance`` (absolute). Empty when they agree.
+    ``tolerance=math.inf`` checks structure only (per-lesion tables: columns only)."""
     name = expected.name
     if not found.is_file():
         return [f"{found}: missing"]
     a, b = _read(expected), _read(found)
-    if list(a.columns) != list(b.columns) or a.shape != b.shape:
-        return [f"{name}: columns/shape {list(a.columns)} {a.shape} != {list(b.columns)} {b.shape}"]
+    if list(a.columns) != list(b.columns):
+        return [f"{name}: columns {list(a.columns)} != {list(b.columns)}"]
+    if math.isinf(tolerance) and "desc-lesions" in name:
+        return []  # structure only: how many lesions are found is itself a result
+    if a.shape != b.shape:
+        return [f"{name}: shape {a.shape} != {b.shape}"]
     problems = []
     for column in a.columns:
         x, y = a[column], b[column]
@@ -217,8 +227,8 @@ def check_outputs_parse(out: Path, prefixes: list[str]) -> int:
             assert any(k.endswith(needed) for k in kinds), f"{prefix}: no *_{needed} in {out / subject}"
         for path in files:
             if path.name.endswith(".tsv"):
-                table = _read(path)
-                assert len(table) > 0, f"{path}: empty table"
+                table = _read(path)  # zero rows are legitimate (e.g. no lesion in a control)
+                assert len(table.columns) > 0, f"{path}: no header"
             elif path.name.endswith(".json"):
                 json.loads(path.read_text())
             elif path.name.endswith((".nii.gz", ".nii")):

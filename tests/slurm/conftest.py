@@ -19,6 +19,9 @@ def _shared():
     return sys.modules[name]
 
 
+_shared()  # loaded now: test modules read constants from it at import
+
+
 @pytest.fixture(scope="session")
 def shared():
     """tests/container/shared_runs.py (helpers shared with tests/slurm and tests/concurrency)."""
