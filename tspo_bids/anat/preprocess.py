@@ -361,6 +361,7 @@ def segment_tissues(
     result = ants.atropos(
         a=image, x=mask_ants, i=init, m=f"[{mrf_weight:g},1x1x1]",
         c=f"[{int(n_iterations)},0]", priorweight=weight,
+        r=0,  # --use-random-seed 0: a constant seed, so k-means (and every later step) is reproducible
     )
     probabilities = [p.numpy().astype(np.float32) * mask for p in result["probabilityimages"]]
     # Atropos orders k-means classes by mean intensity (T1w: CSF < GM < WM) and
