@@ -35,10 +35,6 @@ SCRIPTS = REPO / "scripts"
 E2E_DIR_ENV = "TSPO_BIDS_E2E_DIR"
 #: Tolerance of the acceptance: container / Slurm runs equal the pip-installed run within this.
 NUMBER_TOLERANCE = 1e-6
-#: Why the 1e-6 comparisons are strict xfails today (remove the marks once two runs agree).
-NONDETERMINISM = ("pipeline not deterministic: tspo_bids.anat.preprocess.segment_tissues (ants.atropos, "
-                  "Kmeans[3]) gives different maps when called twice on the same input in one process, so any "
-                  "two runs differ (BPND ~1e-3, lesion volumes ~5 mm^3), pip-installed MultiProc runs included")
 #: The derivative tables compared number by number.
 COMPARED_PATTERNS = ("*_kinpar.tsv", "*_tacs.tsv")
 README_SECTION = "README, section 'Containers and HPC'"

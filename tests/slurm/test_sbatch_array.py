@@ -26,7 +26,6 @@ import pytest
 from tspo_bids import __version__
 
 #: Loaded by conftest.py (tests/container/shared_runs.py) before this module.
-NONDETERMINISM = sys.modules["tspo_bids_infra_shared"].NONDETERMINISM
 TASK_LINE = re.compile(r"^tspo-bids-task (\w+) (start|end) ([0-9.]+)(?: .*exit (\d+))?")
 
 
@@ -108,14 +107,12 @@ def test_container_outputs_complete(shared, array_run):
     json.loads((out / "group" / "group_kinpar.json").read_text())
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NONDETERMINISM)
 def test_container_array_matches_pip_run(shared, array_run):
     _, out, _, _ = array_run
     problems = shared.compare_derivatives(shared.reference_run(), out)
     assert not problems, "\n".join(problems[:20])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NONDETERMINISM)
 def test_container_group_level_matches_pip_run(shared, array_run):
     _, out, _, _ = array_run
     problems = shared.compare_tables(shared.reference_run() / "group" / "group_kinpar.tsv",

@@ -15,7 +15,6 @@ import pytest
 
 PARTICIPANT = "01"
 #: Loaded by conftest.py (tests/container/shared_runs.py) before this module.
-NONDETERMINISM = sys.modules["tspo_bids_infra_shared"].NONDETERMINISM
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,6 @@ def test_slurm_plugin_outputs_complete(shared, slurm_plugin_run):
     shared.check_outputs_parse(out, shared.session_prefixes(participant=PARTICIPANT))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NONDETERMINISM)
 def test_slurm_plugin_matches_multiproc(shared, slurm_plugin_run):
     out, _, _ = slurm_plugin_run
     problems = shared.compare_derivatives(shared.reference_run(), out, participant=PARTICIPANT)

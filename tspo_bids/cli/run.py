@@ -302,6 +302,10 @@ def run_workflow(workflow: Any, settings: Settings) -> None:
     plugin_args = dict(settings.plugin.get("plugin_args") or {})
     if plugin not in _LOCAL_PLUGINS:
         os.environ.setdefault("LOGNAME", f"uid{os.getuid()}")  # SLURM/SGE plugins read it
+    # ITK (ANTs) reads its thread count once per process, at first use: set it before any node
+    # runs so every worker (forked, or a cluster job inheriting the environment) uses the same
+    # count. With one thread per process, registrations, and so all derivatives, are reproducible.
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(settings.omp_nthreads)
     workflow.base_dir = str(settings.work_dir)
     # The workflow copied Nipype's global config when it was built: set ours on it too.
     workflow.config.setdefault("execution", {}).update(_EXECUTION_CONFIG | {

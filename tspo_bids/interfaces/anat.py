@@ -19,6 +19,7 @@ from nipype.interfaces.base import (
 )
 
 from tspo_bids.interfaces._io import save_like
+from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
 
 LOGGER = logging.getLogger("nipype.interface")
 
@@ -27,7 +28,7 @@ class _PreprocessT1wInputSpec(BaseInterfaceInputSpec):
     t1w_file = File(exists=True, mandatory=True)
     template_resolution_mm = traits.Int(2, usedefault=True)
     num_threads = traits.Int(1, usedefault=True)
-    random_seed = traits.Int(0, usedefault=True)
+    random_seed = traits.Int(DEFAULT_RANDOM_SEED, usedefault=True, desc="ANTs seed (non-zero)")
 
 
 class _PreprocessT1wOutputSpec(TraitedSpec):

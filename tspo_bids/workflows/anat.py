@@ -8,6 +8,7 @@ from nipype.pipeline import engine as pe
 from tspo_bids.interfaces.anat import DefineRegions, PreprocessT1w, SegmentTissues, TemplateLabelsToT1w
 from tspo_bids.interfaces.lesions import FillLesions, LesionMask
 from tspo_bids.interfaces.pet import ResampleToReference, RigidCoregister
+from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
 
 
 def init_anat_wf(
@@ -16,7 +17,7 @@ def init_anat_wf(
     lesion_mask_space: str = "T1w",
     lesion_min_volume_mm3: float = 27.0,
     omp_nthreads: int = 1,
-    random_seed: int = 0,
+    random_seed: int = DEFAULT_RANDOM_SEED,
     name: str = "anat_wf",
 ) -> pe.Workflow:
     """Build the anatomical workflow.
@@ -33,6 +34,7 @@ def init_anat_wf(
     omp_nthreads : int
         Threads for ANTs.
     random_seed : int
+        Seed of the ANTs registrations (non-zero: ANTs treats 0 as "seed from the clock").
         Seed for the template registration's sampling.
     name : str
         Workflow name.

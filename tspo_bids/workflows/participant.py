@@ -10,6 +10,7 @@ from nipype.pipeline import engine as pe
 
 from tspo_bids import __version__
 from tspo_bids.pet.models import canonical_model_name
+from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
 from tspo_bids.anat.regions import REFERENCE_REGION
 from tspo_bids.interfaces.bids import DerivativesDataSink
 from tspo_bids.interfaces.lesions import LesionStatistics
@@ -189,7 +190,7 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         lesion_mask_space=run.lesion_mask_space or "T1w",
         lesion_min_volume_mm3=settings.lesion_min_volume_mm3,
         omp_nthreads=omp,
-        random_seed=int(getattr(settings, "random_seed", 0) or 0),
+        random_seed=settings.random_seed if settings.random_seed else DEFAULT_RANDOM_SEED,
     )
     anat_wf.inputs.inputnode.t1w_file = str(run.t1w_file)
     if run.flair_file is not None:
