@@ -25,7 +25,6 @@ import pytest
 
 from tspo_bids import __version__
 
-#: Loaded by conftest.py (tests/container/shared_runs.py) before this module.
 TASK_LINE = re.compile(r"^tspo-bids-task (\w+) (start|end) ([0-9.]+)(?: .*exit (\d+))?")
 
 

@@ -14,7 +14,6 @@ import sys
 import pytest
 
 PARTICIPANT = "01"
-#: Loaded by conftest.py (tests/container/shared_runs.py) before this module.
 
 
 @pytest.fixture(scope="module")
