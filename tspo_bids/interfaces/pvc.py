@@ -32,6 +32,7 @@ class _PartialVolumeCorrectInputSpec(BaseInterfaceInputSpec):
     csf_prob = File(exists=True, mandatory=True)
     brain_mask = File(exists=True, mandatory=True)
     atlas_labels = File(exists=True, mandatory=True)
+    lesion_labels = File(exists=True, desc="lesion labels on the T1w grid (0 background, 1..N)")
     mask_files = InputMultiObject(File(exists=True), mandatory=True)
     region_names = traits.List(traits.Str, mandatory=True)
     metadata = traits.Dict(mandatory=True, desc="PET JSON sidecar")

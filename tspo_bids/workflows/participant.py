@@ -248,6 +248,7 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
                                ("outputnode.csf_prob", "inputnode.csf_prob"),
                                ("outputnode.brain_mask", "inputnode.brain_mask"),
                                ("outputnode.atlas_labels", "inputnode.atlas_labels"),
+                               ("outputnode.lesion_labels", "inputnode.lesion_labels"),
                                ("outputnode.mask_files", "inputnode.mask_files"),
                                ("outputnode.region_names", "inputnode.region_names")]),
         ])

@@ -40,6 +40,9 @@ def init_pvc_wf(
         PET in T1w space, an image on the PET grid, the rigid matrix (T1w point -> PET point).
     gm_prob, wm_prob, csf_prob, brain_mask, atlas_labels
         T1w-space tissue fractions, brain mask and atlas labels.
+    lesion_labels
+        T1w-space lesion labels (0 background, 1..N): each lesion's core and 2 mm rim become
+        compartments of their own (lesion phenotypes need them corrected).
     mask_files, region_names
         The regions.
 
@@ -53,7 +56,7 @@ def init_pvc_wf(
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=[
         "pet_t1w", "pet_ref", "pet_to_t1w_matrix", "gm_prob", "wm_prob", "csf_prob", "brain_mask",
-        "atlas_labels", "mask_files", "region_names"]), name="inputnode")
+        "atlas_labels", "lesion_labels", "mask_files", "region_names"]), name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=[
         "tacs_file", "report_file", "kinpar_files", "model_names", "map_files", "models", "measures"]),
         name="outputnode")
@@ -69,7 +72,8 @@ def init_pvc_wf(
         (inputnode, correct, [("pet_t1w", "pet_t1w"), ("pet_ref", "pet_ref"), ("pet_to_t1w_matrix", "matrix_file"),
                               ("gm_prob", "gm_prob"), ("wm_prob", "wm_prob"), ("csf_prob", "csf_prob"),
                               ("brain_mask", "brain_mask"), ("atlas_labels", "atlas_labels"),
-                              ("mask_files", "mask_files"), ("region_names", "region_names")]),
+                              ("lesion_labels", "lesion_labels"), ("mask_files", "mask_files"),
+                              ("region_names", "region_names")]),
         (correct, fit, [("tacs_file", "tacs_file")]),
         (correct, outputnode, [("tacs_file", "tacs_file"), ("report_file", "report_file")]),
         (fit, outputnode, [("kinpar_files", "kinpar_files"), ("model_names", "model_names")]),
