@@ -18,6 +18,7 @@ from tspo_bids.bids.discovery import (
     read_participants,
     read_sidecar_metadata,
     sidecar_problems,
+    unmatched_lesion_masks,
 )
 from tspo_bids.errors import InputError
 
@@ -330,6 +331,52 @@ def test_lesion_mask_problems(tmp_path):
     assert "several lesion masks for sub-01" in message
     assert f"{flair_space}: a FLAIR-space lesion mask needs the session's FLAIR" in message
 
+
+
+def test_mask_of_unknown_participant_is_reported_and_the_run_continues(tmp_path, caplog):
+    root = make_bids(tmp_path / "ds", subjects=["01", "02"], sessions=["a"])
+    lesions = tmp_path / "lesions"
+    own = _mask(lesions / "sub-01/ses-a/anat/sub-01_ses-a_space-T1w_label-lesion_mask.nii.gz")
+    stranger = _mask(lesions / "sub-99/anat/sub-99_space-T1w_label-lesion_mask.nii.gz")
+    caplog.set_level("WARNING", logger="tspo_bids")
+    runs = discover_pet_runs(root, derivatives={"lesions": lesions})
+    assert [r.label for r in runs] == ["sub-01_ses-a", "sub-02_ses-a"]
+    assert runs[0].lesion_mask_file == own
+    warnings = [r.getMessage() for r in caplog.records if str(stranger) in r.getMessage()]
+    assert len(warnings) == 1, caplog.text  # once per file
+    assert "\n" not in warnings[0]
+    assert "sub-99" in warnings[0] and "no such participant" in warnings[0] and "ignored" in warnings[0]
+
+
+def test_unmatched_lesion_masks_sessions_and_names(tmp_path):
+    root = make_bids(tmp_path / "ds", subjects=["01", "02"], sessions=["a"])
+    lesions = tmp_path / "lesions"
+    good = [_mask(lesions / "sub-01/ses-a/anat/sub-01_ses-a_space-FLAIR_label-lesion_mask.nii.gz"),
+            _mask(lesions / "sub-02/anat/sub-02_space-T1w_label-lesion_mask.nii")]  # subject level, .nii
+    no_session = _mask(lesions / "sub-01/ses-c/anat/sub-01_ses-c_space-T1w_label-lesion_mask.nii.gz")
+    no_participant = _mask(lesions / "sub-99/ses-a/anat/sub-99_ses-a_space-T1w_label-lesion_mask.nii.gz")
+    at_root = _mask(lesions / "sub-98_space-T1w_label-lesion_mask.nii.gz")
+    misplaced = _mask(lesions / "sub-02/sub-02_space-T1w_label-lesion_mask.nii.gz")
+    wrong_space = _mask(lesions / "sub-02/anat/sub-02_space-MNI152NLin2009cAsym_label-lesion_mask.nii.gz")
+    wrong_session_name = _mask(lesions / "sub-01/ses-a/anat/sub-01_space-T1w_label-lesion_mask.nii.gz")
+    (lesions / "sub-02/anat/sub-02_space-T1w_label-lesion_mask.json").write_text("{}")  # sidecars are fine
+    messages = unmatched_lesion_masks(lesions, root)
+    by_file = {m.split(": ", 1)[0]: m.split(": ", 1)[1] for m in messages}
+    assert len(messages) == len(by_file) == 6, messages
+    assert not any(str(path) in by_file for path in good)
+    assert "sub-01 session ses-c" in by_file[str(no_session)] and "no such session" in by_file[str(no_session)]
+    assert "no such participant" in by_file[str(no_participant)]
+    assert "sub-98" in by_file[str(at_root)] and "no such participant" in by_file[str(at_root)]
+    for path in (misplaced, wrong_space):
+        assert "expected sub-02/anat/sub-02_space-<T1w|FLAIR>_label-lesion_mask.nii.gz" in by_file[str(path)]
+    assert "expected sub-01/ses-a/anat/sub-01_ses-a_space-" in by_file[str(wrong_session_name)]
+    assert all(m.endswith("; ignored") and "\n" not in m for m in messages)
+
+
+def test_lesions_dataset_must_exist(tmp_path):
+    root = make_bids(tmp_path / "ds")
+    with pytest.raises(InputError, match=r"-d lesions=.*missing: not a directory"):
+        discover_pet_runs(root, derivatives={"lesions": tmp_path / "missing"})
 
 def test_filter_can_pick_one_session_t1w_for_all(tmp_path):
     root = make_bids(tmp_path / "ds", sessions=["a", "b"])

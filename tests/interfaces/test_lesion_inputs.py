@@ -88,3 +88,64 @@ def test_flair_space_mask_goes_through_the_transform(tmp_path, anatomy):
     expected = np.zeros(SHAPE, bool)
     expected[10:14, 8:12, 8:12] = True  # same world position, 2 voxels further on the T1w grid
     assert out.n_lesions == 1 and np.array_equal(labels, expected)
+
+
+# ----------------------------------------------------------------------------- CLI: mask of an unknown participant
+
+
+def _bids_factory():
+    """tests/bids/bids_factory.py, loaded by path (test folders are not packages)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "bids_factory"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "bids" / "bids_factory.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture()
+def cli_logging():
+    """Remove the handlers tspo-bids' main() installs (they hold the captured stderr)."""
+    yield
+    for logger in (logging.getLogger("tspo_bids"), logging.getLogger("nipype")):
+        for handler in list(logger.handlers):
+            if getattr(handler, "_tspo_bids", False):
+                logger.removeHandler(handler)
+                handler.close()
+
+
+def test_cli_warns_once_about_a_mask_of_an_unknown_participant_and_runs_the_others(tmp_path, monkeypatch, capsys,
+                                                                                   cli_logging):
+    """tspo-bids participant -d lesions=PATH with a mask for sub-99: one warning line, every run goes on.
+
+    The workflow itself is replaced (its building and running are tested elsewhere): this checks
+    what the user sees on the console and which runs reach the workflow.
+    """
+    from tspo_bids.cli import run as cli_run
+    from tspo_bids.workflows import base
+
+    root = _bids_factory().make_bids(tmp_path / "ds", subjects=["01", "02"])
+    lesions = tmp_path / "lesions"
+    stranger = lesions / "sub-99" / "anat" / "sub-99_space-T1w_label-lesion_mask.nii.gz"
+    own = lesions / "sub-01" / "anat" / "sub-01_space-T1w_label-lesion_mask.nii.gz"
+    for path in (stranger, own):
+        path.parent.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), str(path))
+    reached = []
+    monkeypatch.setattr(base, "init_tspo_wf", lambda runs, settings: reached.extend(runs) or "workflow")
+    monkeypatch.setattr(cli_run, "run_workflow", lambda workflow, settings: None)
+
+    code = cli_run.main([str(root), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "work"),
+                         "--skip-bids-validation", "-d", f"lesions={lesions}"])
+
+    stderr = capsys.readouterr().err
+    assert code == 0, stderr
+    assert [(run.label, run.lesion_mask_file) for run in reached] == [("sub-01", own), ("sub-02", None)]
+    lines = [line for line in stderr.splitlines() if str(stranger) in line]
+    assert len(lines) == 1, stderr
+    assert "WARNING" in lines[0] and "sub-99" in lines[0] and "no such participant" in lines[0], lines[0]

@@ -286,18 +286,6 @@ def _anat_for(images: Mapping[str, list[tuple[str | None, Path]]], subject: str,
         LOGGER.warning("%s: no %s in %s and %d elsewhere: running without FLAIR", pet_file.name, suffix, where,
                        len(others))
     return None
-    others = layout.get(**base)
-    if len(others) == 1:
-        LOGGER.info("%s: no %s in %s; using the subject's only %s %s", pet_file.name, suffix, where, suffix,
-                    others[0])
-        return Path(others[0])
-    if required:
-        hint = f" ({len(others)} in other sessions: select one with --bids-filter-file)" if others else ""
-        problems.append(f"{pet_file}: no {suffix} image in {where}{hint}; tspo-bids needs one per PET session")
-    elif others:
-        LOGGER.warning("%s: no %s in %s and %d elsewhere: running without FLAIR", pet_file.name, suffix, where,
-                       len(others))
-    return None
 
 
 #: ``-d NAME=PATH`` derivative datasets discovery understands.
@@ -336,6 +324,69 @@ def find_lesion_mask(lesions_dir: Path, subject: str, session: str | None,
                         "keep one")
         return None, None
     return candidates[0] if candidates else (None, None)
+
+
+def _dataset_sessions(bids_dir: Path, subject: str) -> set[str]:
+    """Session labels of the ``ses-<label>`` folders of one participant."""
+    return {p.name[4:] for p in (Path(bids_dir) / f"sub-{subject}").glob("ses-*") if p.is_dir()}
+
+
+def unmatched_lesion_masks(lesions_dir: Path, bids_dir: Path) -> list[str]:
+    """One-line messages for the lesion masks of a ``-d lesions=PATH`` dataset that no run can use.
+
+    Scans every ``*label-lesion*_mask.nii[.gz]`` under the ``sub-*`` folders of ``lesions_dir``
+    and reports, once per file, a mask whose participant is not in ``bids_dir`` (no
+    ``sub-<label>`` folder), whose session is not in that participant's data (no
+    ``ses-<label>`` folder), or whose name or folder does not follow the layout
+    :func:`find_lesion_mask` reads (such masks are ignored). Participants present in the
+    dataset but not selected for this run are not reported.
+
+    Parameters
+    ----------
+    lesions_dir : Path
+        Root of the lesion-mask derivative dataset.
+    bids_dir : Path
+        Root of the BIDS dataset.
+
+    Returns
+    -------
+    list of str
+        ``"<file>: <problem>; ignored"`` messages, sorted by file.
+    """
+    lesions_dir = Path(lesions_dir)
+    subjects = set(dataset_subjects(bids_dir))
+    pattern = "*label-lesion*_mask.nii*"
+    masks = sorted({path for folders in ("", "sub-*/", "sub-*/anat/", "sub-*/ses-*/", "sub-*/ses-*/anat/")
+                    for path in lesions_dir.glob(folders + pattern)
+                    if path.is_file() and any(path.name.endswith(e) for e in _IMAGE_EXTENSIONS)})
+    messages: list[str] = []
+    for path in masks:
+        folders = path.relative_to(lesions_dir).parts[:-1]
+        named = _filename_entities(path.name)
+        subject = folders[0][4:] if folders else named.get("sub")
+        session = folders[1][4:] if len(folders) > 1 and folders[1].startswith("ses-") else named.get("ses")
+        if subject is None:
+            messages.append(f"{path}: lesion mask outside any sub-<label> folder and without a sub- entity; "
+                            "ignored")
+            continue
+        participant = f"sub-{subject}"
+        if subject not in subjects:
+            messages.append(f"{path}: lesion mask for {participant}, but the BIDS dataset {bids_dir} has no such "
+                            "participant; ignored")
+            continue
+        if session is not None and session not in _dataset_sessions(bids_dir, subject):
+            messages.append(f"{path}: lesion mask for {participant} session ses-{session}, but the BIDS dataset "
+                            f"{bids_dir} has no such session for {participant}; ignored")
+            continue
+        prefix = participant + (f"_ses-{session}" if session else "")
+        folder = Path(participant, *([f"ses-{session}"] if session else []), "anat")
+        names = {f"{prefix}_space-{space}_label-lesion_mask{extension}"
+                 for space in LESION_MASK_SPACES for extension in _IMAGE_EXTENSIONS}
+        if Path(*folders) != folder or path.name not in names:
+            messages.append(f"{path}: not where or as tspo-bids reads lesion masks (expected "
+                            f"{folder}/{prefix}_space-<T1w|FLAIR>_label-lesion_mask.nii.gz in {lesions_dir}); "
+                            "ignored")
+    return messages
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -399,6 +450,12 @@ def discover_pet_runs(
             LOGGER.warning("-d %s=%s: not used by discovery (known: %s)", name, derivatives[name],
                            ", ".join(KNOWN_DERIVATIVES))
     lesions_dir = Path(derivatives["lesions"]) if "lesions" in derivatives else None
+    if lesions_dir is not None:
+        if not lesions_dir.is_dir():
+            raise InputError(f"-d lesions={lesions_dir}: not a directory; give the folder holding "
+                             "sub-<label>/[ses-<label>/]anat/*_label-lesion_mask.nii.gz")
+        for message in unmatched_lesion_masks(lesions_dir, bids_dir):
+            LOGGER.warning("%s", message)
 
     query: dict[str, Any] = dict(suffix="pet", datatype="pet", extension=_IMAGE_EXTENSIONS)
     if subjects:
