@@ -58,3 +58,42 @@ def one(root: Path, pattern: str) -> Path:
     matches = sorted(root.glob(pattern))
     assert len(matches) == 1, f"expected one {pattern} under {root}, found {matches}"
     return matches[0]
+
+
+def phenotype_agreement(out: Path, bids_dir: Path = TEST_BIDS):
+    """Every true lesion of the phantom with the phenotype the group level gave it (pandas table).
+
+    Each true lesion is matched to the detected lesion it overlaps most ("not detected" when none);
+    columns: session, volume_mm3, truth, predicted, rim/core DVR (true tissue and measured), threshold,
+    correct, size (bins 27-100, 100-500, >= 500 mm^3).
+    """
+    import nibabel as nib
+    import numpy as np
+    import pandas as pd
+
+    predicted = pd.read_csv(out / "group" / "lesion_phenotypes.tsv", sep="\t", na_values="n/a")
+    rows = []
+    for truth_table in sorted((bids_dir / "derivatives" / "phantom-truth").glob("sub-*/**/*_desc-truth_lesions.tsv")):
+        prefix = session_prefix(truth_table)
+        entities = parse_entities(truth_table)
+        truth = pd.read_csv(truth_table, sep="\t", na_values="n/a")
+        truth_labels = np.asarray(nib.load(one(truth_table.parent, f"{prefix}_*desc-lesions_dseg.nii.gz")).dataobj)
+        found_labels = np.asarray(nib.load(one(out, f"sub-*/**/anat/{prefix}_desc-lesions_dseg.nii.gz")).dataobj)
+        own = predicted[(predicted.participant_id == f"sub-{entities['sub']}")
+                        & (predicted.session_id.astype(str) == str(entities.get("ses")))].set_index("lesion_id")
+        for _, lesion in truth.iterrows():
+            overlap = found_labels[truth_labels == int(lesion["index"])]
+            overlap = overlap[overlap > 0]
+            label = int(np.bincount(overlap).argmax()) if overlap.size else 0
+            found = label in own.index
+            rows.append({"session": prefix, "volume_mm3": lesion["volume_mm3"], "truth": lesion["phenotype"],
+                         "predicted": own.loc[label, "phenotype"] if found else "not detected",
+                         "core_dvr_true": lesion["core_DVR_tissue"],
+                         "core_dvr_measured": own.loc[label, "core_mean_dvr"] if found else np.nan,
+                         "rim_dvr_true": lesion["rim_DVR_tissue"],
+                         "rim_dvr_measured": own.loc[label, "rim_mean_dvr"] if found else np.nan,
+                         "threshold": own.loc[label, "active_threshold"] if found else np.nan})
+    table = pd.DataFrame(rows)
+    table["correct"] = table["truth"] == table["predicted"]
+    table["size"] = pd.cut(table["volume_mm3"], (27, 100, 500, np.inf), right=False)
+    return table

@@ -19,6 +19,7 @@ from nipype.interfaces.base import (
 )
 
 from tspo_bids.interfaces._io import load_matrix, save_like
+from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
 
 LOGGER = logging.getLogger("nipype.interface")
 
@@ -165,7 +166,7 @@ class _LesionStatisticsInputSpec(BaseInterfaceInputSpec):
     measures = traits.List(traits.Str, mandatory=True)
     model = traits.Str("SRTM2", usedefault=True, desc="model whose DVR map is summarised")
     wm_prob = File(exists=True, mandatory=True)
-    rim_mm = traits.Float(2.0, usedefault=True)
+    rim_mm = traits.Float(RIM_WIDTH_MM, usedefault=True, desc="rim width, mm")
 
 
 class _LesionStatisticsOutputSpec(TraitedSpec):

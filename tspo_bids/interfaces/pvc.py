@@ -23,6 +23,7 @@ from tspo_bids.interfaces._io import load_matrix
 _MS_COMPARTMENT_REGIONS = ("lesion", "perilesion03", "perilesion36")
 
 
+
 class _PartialVolumeCorrectInputSpec(BaseInterfaceInputSpec):
     pet_t1w = File(exists=True, mandatory=True, desc="4D PET resampled to T1w (decay-corrected)")
     pet_ref = File(exists=True, mandatory=True, desc="image on the native PET grid")
@@ -57,6 +58,21 @@ class PartialVolumeCorrect(SimpleInterface):
     input_spec = _PartialVolumeCorrectInputSpec
     output_spec = _PartialVolumeCorrectOutputSpec
 
+    def _lesion_rims(self, wm_prob: np.ndarray):
+        """Cores and 2 mm WM rims of the lesions (as the phenotype statistics define them), or None."""
+        from nipype.interfaces.base import isdefined
+
+        from tspo_bids.pet.phenotypes import RIM_WIDTH_MM, lesion_core_and_rim
+
+        if not isdefined(self.inputs.lesion_labels):
+            return None
+        labels_img = nib.load(self.inputs.lesion_labels)
+        labels = np.asarray(labels_img.dataobj)
+        if not labels.any():
+            return None
+        return lesion_core_and_rim(labels, labels_img.header.get_zooms()[:3], rim_mm=RIM_WIDTH_MM,
+                                   wm_mask=wm_prob >= 0.5)
+
     def _run_interface(self, runtime):
         from tspo_bids.anat.regions import AtlasGroups
         from tspo_bids.anat.template import atlas_group_mask
@@ -79,7 +95,8 @@ class PartialVolumeCorrect(SimpleInterface):
         fractions = [nib.load(getattr(self.inputs, f"{t}_prob")).get_fdata(dtype=np.float32)
                      for t in ("gm", "wm", "csf")]
         compartments = tissue_compartments(
-            *fractions, brain, atlas, {k: masks[k] for k in _MS_COMPARTMENT_REGIONS if k in masks}
+            *fractions, brain, atlas, {k: masks[k] for k in _MS_COMPARTMENT_REGIONS if k in masks},
+            lesion_rims=self._lesion_rims(fractions[1]),
         )
         model = PetGridModel(tuple(self.inputs.fwhm_mm), pet_img.shape[:3], pet_img.affine,
                              pet_ref.shape[:3], pet_ref.affine, load_matrix(self.inputs.matrix_file))

@@ -31,6 +31,7 @@ from tspo_bids.errors import InputError
 
 __all__ = [
     "PHENOTYPES",
+    "RIM_WIDTH_MM",
     "CoreRim",
     "PatientMarker",
     "lesion_core_and_rim",
@@ -39,6 +40,9 @@ __all__ = [
     "classify_lesions",
     "patient_marker",
 ]
+
+#: Rim width: the shell outside each lesion that forms its rim, mm (Polvinen et al. 2023).
+RIM_WIDTH_MM = 2.0
 
 #: Phenotype names.
 PHENOTYPES: tuple[str, ...] = ("rim-active", "overall-active", "inactive")
@@ -69,7 +73,7 @@ class CoreRim:
 def lesion_core_and_rim(
     labels: ArrayLike,
     voxel_size_mm: ArrayLike | float,
-    rim_mm: float = 2.0,
+    rim_mm: float = RIM_WIDTH_MM,
     wm_mask: ArrayLike | None = None,
 ) -> CoreRim:
     """Core and rim of every lesion.
@@ -130,7 +134,7 @@ def lesion_statistics(
     dvr_map: ArrayLike,
     voxel_size_mm: ArrayLike | float,
     *,
-    rim_mm: float = 2.0,
+    rim_mm: float = RIM_WIDTH_MM,
     wm_mask: ArrayLike | None = None,
     threshold: float | None = None,
 ) -> list[dict[str, float]]:

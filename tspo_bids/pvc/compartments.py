@@ -12,6 +12,11 @@ segmentations of Müller-Gärtner et al. (1992) and the high-resolution segmenta
 Greve et al. (2016, PETSurfer).
 
 Observation regions (the GTM rows) are the voxels where each compartment dominates.
+
+With lesion labels, every lesion's core and its rim (the WM shell of :func:`tspo_bids.pet.phenotypes.
+lesion_core_and_rim`, 2 mm) are compartments of their own (``lesion-<i>-core``, ``lesion-<i>-rim``):
+lesion phenotypes compare a lesion's core with its rim, and a single "lesion" compartment would
+average a homogeneously active lesion with an inactive one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tspo_bids.anat.regions import REFERENCE_REGION, AtlasGroups
+from tspo_bids.pet.phenotypes import CoreRim
 
 #: Compartments by tissue type: GM-like regions report their GM compartment, WM-like their WM
 #: compartments, mixed regions all tissue compartments inside them.
@@ -47,6 +53,23 @@ REGION_COMPARTMENTS: dict[str, tuple[str, ...] | None] = {
     "wm": WM_COMPARTMENTS,
     "wholebrain": None,
 }
+
+
+def lesion_compartment_name(lesion_id: int, part: str) -> str:
+    """Name of a lesion's own compartment: ``lesion-<id>-core`` or ``lesion-<id>-rim``."""
+    if part not in ("core", "rim"):
+        raise ValueError(f"lesion compartment part must be 'core' or 'rim', got {part!r}")
+    return f"lesion-{int(lesion_id):03d}-{part}"
+
+
+def parent_compartment(name: str) -> str:
+    """The MS region a compartment belongs to: a lesion core -> ``lesion``, a 2 mm rim ->
+    ``perilesion03`` (the rim lies in the 0-3 mm shell); other names are their own parent."""
+    if name.startswith("lesion-") and name.endswith("-core"):
+        return "lesion"
+    if name.startswith("lesion-") and name.endswith("-rim"):
+        return "perilesion03"
+    return name
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,7 @@ def tissue_compartments(
     brain_mask: NDArray,
     atlas: AtlasGroups,
     ms_masks: Mapping[str, NDArray] | None = None,
+    lesion_rims: CoreRim | None = None,
 ) -> Compartments:
     """Split the brain's tissue fractions into anatomical compartments.
 
@@ -91,6 +115,10 @@ def tissue_compartments(
         ``lesion``, ``perilesion03``, ``perilesion36`` masks (binary); their WM fraction forms one
         compartment each (first listed wins where they overlap); the rest of the cerebral WM
         fraction forms ``nawm``.
+    lesion_rims : CoreRim, optional
+        Lesion cores and rims (:func:`tspo_bids.pet.phenotypes.lesion_core_and_rim`): the WM
+        fraction of each core and of each rim forms a compartment of its own, carved out of the
+        cerebral WM before the MS masks (cores, then rims).
 
     Returns
     -------
@@ -107,6 +135,12 @@ def tissue_compartments(
 
     unassigned_wm = cerebral.copy()
     wm_zones: dict[str, NDArray[np.bool_]] = {}
+    if lesion_rims is not None:
+        for part, labels in (("core", lesion_rims.core_labels), ("rim", lesion_rims.rim_labels)):
+            for lesion_id in lesion_rims.lesion_ids:
+                zone = (labels == lesion_id) & unassigned_wm
+                wm_zones[lesion_compartment_name(lesion_id, part)] = zone
+                unassigned_wm &= ~zone
     for name in WM_COMPARTMENTS[:-1]:
         mask = np.asarray((ms_masks or {}).get(name, np.zeros_like(brain)), bool) & unassigned_wm
         wm_zones[name] = mask
@@ -187,7 +221,7 @@ def region_weights(
         wanted = REGION_COMPARTMENTS.get(region)
         w = np.zeros(len(compartments.names))
         for j, (name, fraction) in enumerate(zip(compartments.names, compartments.fractions)):
-            if name == CSF_COMPARTMENT or (wanted is not None and name not in wanted):
+            if name == CSF_COMPARTMENT or (wanted is not None and parent_compartment(name) not in wanted):
                 continue
             w[j] = float(fraction[mask].sum())
         total = w.sum()

@@ -2,6 +2,11 @@
 
 Reads the participant derivatives (T1w-space SRTM2 DVR maps, NAWM masks, lesion labels, WM
 fractions) and writes ``group/lesion_phenotypes.tsv`` and ``group/participant_lesion_markers.tsv``.
+
+When every participant has partial-volume corrected maps (``--pvc rbv``: each lesion's core and
+2 mm rim are compartments of their own), the phenotypes use them, for controls (threshold) and
+patients alike; otherwise the uncorrected maps. At 4-6 mm PET resolution a 2 mm rim is measured
+at a fraction of its contrast, so rim-active lesions need the correction (README, validation).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pandas as pd
 
 from tspo_bids.bids.derivatives import write_json_atomic, write_tsv_atomic
 from tspo_bids.bids.names import parse_entities
+from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
 
 LOGGER = logging.getLogger("tspo_bids.group")
 
@@ -33,6 +39,22 @@ def _find(output_dir: Path, pattern: str) -> dict[tuple[str, str | None], Path]:
     return {_session_key(p): p for p in sorted(output_dir.glob(pattern))}
 
 
+def phenotype_dvr_maps(output_dir: Path) -> tuple[dict[tuple[str, str | None], Path], str]:
+    """The T1w-space DVR maps the phenotypes use, and which correction they carry ("RBV" or "none").
+
+    RBV-corrected maps are used only when every session with an uncorrected map has one too (never
+    a mix of corrected and uncorrected maps in one threshold/classification).
+    """
+    plain = _find(output_dir, f"sub-*/**/pet/*_space-T1w_model-{PHENOTYPE_MODEL}_meas-DVR_mimap.nii.gz")
+    corrected = _find(output_dir, f"sub-*/**/pet/*_space-T1w_pvc-RBV_model-{PHENOTYPE_MODEL}_meas-DVR_mimap.nii.gz")
+    if corrected and set(corrected) >= set(plain):
+        return corrected, "RBV"
+    if corrected:
+        missing = sorted(f"{s}" + (f"_ses-{t}" if t else "") for s, t in set(plain) - set(corrected))
+        LOGGER.warning("lesion phenotypes use uncorrected DVR maps: %s lack(s) --pvc rbv maps", ", ".join(missing))
+    return plain, "none"
+
+
 def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Path]:
     """Classify every patient lesion and summarise each patient (methods: README).
 
@@ -40,7 +62,7 @@ def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Pat
     control with a DVR map, or no lesion.
     """
     output_dir = Path(settings.output_dir)
-    dvr_maps = _find(output_dir, f"sub-*/**/pet/*_space-T1w_model-{PHENOTYPE_MODEL}_meas-DVR_mimap.nii.gz")
+    dvr_maps, correction = phenotype_dvr_maps(output_dir)
     nawm_masks = _find(output_dir, "sub-*/**/anat/*_label-nawm_mask.nii.gz")
     lesion_labels = _find(output_dir, "sub-*/**/anat/*_desc-lesions_dseg.nii.gz")
     wm_fractions = _find(output_dir, "sub-*/**/anat/*_label-WM_probseg.nii.gz")
@@ -63,8 +85,9 @@ def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Pat
         values = dvr[nawm]
         control_values.append(values[np.isfinite(values)])
     threshold = active_threshold(control_values, percentile=settings.active_percentile)
-    LOGGER.info("active-voxel DVR threshold %.4f (%g th percentile of NAWM voxels of %d controls)",
-                threshold, settings.active_percentile, len(controls))
+    LOGGER.info("active-voxel DVR threshold %.4f (%g th percentile of NAWM voxels of %d controls; %s DVR maps)",
+                threshold, settings.active_percentile, len(controls),
+                "partial-volume corrected (RBV)" if correction == "RBV" else "uncorrected")
 
     lesion_rows, marker_rows = [], []
     for key, labels_path in lesion_labels.items():
@@ -92,7 +115,8 @@ def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Pat
     group_dir.mkdir(parents=True, exist_ok=True)
     options = {"ControlGroup": settings.control_group, "ActivePercentile": settings.active_percentile,
                "ActiveThresholdDVR": threshold, "ActiveFraction": settings.active_fraction,
-               "RimWidth": {"Value": 2.0, "Units": "mm"}, "Model": PHENOTYPE_MODEL,
+               "RimWidth": {"Value": RIM_WIDTH_MM, "Units": "mm"}, "Model": PHENOTYPE_MODEL,
+               "PartialVolumeCorrection": correction,
                "Controls": [f"{s}" + (f"_ses-{t}" if t else "") for s, t in controls]}
     lesions_tsv = group_dir / "lesion_phenotypes.tsv"
     write_tsv_atomic(pd.DataFrame(lesion_rows), lesions_tsv)

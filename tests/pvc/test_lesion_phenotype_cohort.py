@@ -1,0 +1,103 @@
+"""Lesion phenotypes at 5 mm PSF on a simulated cohort (tests/pvc/lesion_cohort.py), with and without
+the per-lesion partial-volume correction.
+
+Truth: every lesion's simulated phenotype, and the *definition* applied to the true DVR image (no PSF,
+no noise) with the same control threshold. The two can differ: the phantom's patients have NAWM +3-10 %
+and a perilesional increase of +0.05-0.10 BPND at the lesion edge (methods.md section 6), so the rim of
+a lesion simulated "inactive" may truly bind above the controls' 95th percentile; the definition then
+calls it rim-active whatever the resolution. Those lesions are counted and printed, not hidden.
+
+Acceptance (issue 4): >= 90 % of lesions >= 500 mm^3 classified as simulated. Measured here against the
+definition on the true image (what a perfect-resolution scanner would give), and printed against the
+simulated labels; the pipeline-level check against the simulated labels is tests/e2e/test_pvc.py.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage
+
+import lesion_cohort as cohort
+from tspo_bids.pet.phenotypes import active_threshold, classify_lesions, lesion_statistics
+
+N_CONTROLS = 3
+N_PATIENTS = 4
+LARGE_MM3 = 500.0
+ACCEPTANCE = 0.90
+SIZE_BINS_MM3 = (27, 100, 500, np.inf)
+
+
+def _threshold(controls, correct: bool) -> float:
+    values = []
+    for control in controls:
+        dvr = cohort.dvr_map(control, correct)
+        values.append(dvr[ndimage.binary_erosion(control.brain)])  # NAWM-like: WM eroded one voxel
+    return active_threshold(values)
+
+
+@functools.lru_cache(maxsize=1)
+def classified_cohort() -> pd.DataFrame:
+    """One row per patient lesion: volume, simulated phenotype, and the class from the true image,
+    the uncorrected 5 mm PET and the RBV-corrected 5 mm PET."""
+    rng = np.random.default_rng(2024)
+    controls = [cohort.simulate_participant(rng, patient=False) for _ in range(N_CONTROLS)]
+    thresholds = {correct: _threshold(controls, correct) for correct in (False, True)}
+    rows = []
+    for index in range(N_PATIENTS):
+        seed = 100 + index
+        observed = cohort.simulate_participant(np.random.default_rng(seed), patient=True)
+        true = cohort.simulate_participant(np.random.default_rng(seed), patient=True, psf_fwhm_mm=0.0, noise=False)
+        assert true.phenotypes == observed.phenotypes
+        classes = {}
+        for name, participant, correct in (("true_image", true, True), ("uncorrected", observed, False),
+                                           ("corrected", observed, True)):
+            threshold = thresholds[correct]
+            stats = lesion_statistics(participant.lesion_labels, cohort.dvr_map(participant, correct),
+                                      (cohort.VOXEL_MM,) * 3, wm_mask=participant.brain, threshold=threshold)
+            classes[name] = classify_lesions(stats, threshold)
+        for lesion, (volume, simulated) in enumerate(zip(observed.volumes_mm3, observed.phenotypes)):
+            rows.append({"patient": index, "volume_mm3": volume, "simulated": simulated,
+                         **{name: found[lesion] for name, found in classes.items()}})
+    table = pd.DataFrame(rows)
+    table["size"] = pd.cut(table["volume_mm3"], SIZE_BINS_MM3, right=False)
+    return table
+
+
+def _agreement(table: pd.DataFrame, column: str, reference: str) -> pd.Series:
+    return (table[column] == table[reference]).groupby(table["size"], observed=True).mean()
+
+
+def test_corrected_phenotypes_of_large_lesions_match_the_definition_on_the_true_image() -> None:
+    table = classified_cohort()
+    print(table.to_string(index=False))
+    for column in ("uncorrected", "corrected"):
+        print(f"\n{column} vs true image, by size (mm^3):\n{_agreement(table, column, 'true_image').round(2)}")
+        print(f"{column} vs simulated label, by size (mm^3):\n{_agreement(table, column, 'simulated').round(2)}")
+    print("\ntrue image vs simulated label (phantom ambiguity):\n"
+          f"{_agreement(table, 'true_image', 'simulated').round(2)}")
+    large = table[table["volume_mm3"] >= LARGE_MM3]
+    assert len(large) >= 10
+    assert (large["corrected"] == large["true_image"]).mean() >= ACCEPTANCE
+
+
+def test_large_rim_active_lesions_need_the_correction() -> None:
+    """Without correction a 2 mm rim is measured at a fraction of its contrast: large lesions simulated
+    rim-active, and rim-active on the true image, are mostly missed; corrected, they are found."""
+    table = classified_cohort()
+    rim = table[(table["volume_mm3"] >= LARGE_MM3) & (table["simulated"] == "rim-active")
+                & (table["true_image"] == "rim-active")]
+    assert len(rim) >= 3
+    assert (rim["corrected"] == "rim-active").mean() >= ACCEPTANCE
+    assert (rim["uncorrected"] == "rim-active").mean() < (rim["corrected"] == "rim-active").mean()
+
+
+@pytest.mark.parametrize("phenotype", ["overall-active", "rim-active"])
+def test_large_active_lesions_keep_their_simulated_phenotype_when_corrected(phenotype: str) -> None:
+    table = classified_cohort()
+    large = table[(table["volume_mm3"] >= LARGE_MM3) & (table["simulated"] == phenotype)]
+    assert len(large) >= 3
+    assert (large["corrected"] == phenotype).mean() >= ACCEPTANCE
