@@ -334,7 +334,7 @@ def _dataset_sessions(bids_dir: Path, subject: str) -> set[str]:
 def unmatched_lesion_masks(lesions_dir: Path, bids_dir: Path) -> list[str]:
     """One-line messages for the lesion masks of a ``-d lesions=PATH`` dataset that no run can use.
 
-    Scans every ``*label-lesion*_mask.nii[.gz]`` under the ``sub-*`` folders of ``lesions_dir``
+    Scans every ``*label-lesion*_mask.nii[.gz]`` of ``lesions_dir`` (its root and ``sub-*`` folders)
     and reports, once per file, a mask whose participant is not in ``bids_dir`` (no
     ``sub-<label>`` folder), whose session is not in that participant's data (no
     ``ses-<label>`` folder), or whose name or folder does not follow the layout
