@@ -23,7 +23,7 @@ DESCRIPTOR = REPO / "tspo_bids" / "data" / "boutiques.json"
 #: Options that are not part of an invocation.
 SKIPPED = {"help", "version"}
 #: Options whose value is a path that must exist (Boutiques type File).
-FILE_OPTIONS = {"bids_filter", "plugin", "config_file"}
+FILE_OPTIONS = {"bids_filter", "plugin", "config_file", "svca_classes"}
 #: Integer-valued options (argparse type names differ: parse helpers).
 INTEGER_OPTIONS = {"nprocs", "omp_nthreads", "random_seed"}
 NUMBER_OPTIONS = {"mem_gb", "t_star_min", "suvr_window_min", "lesion_min_volume_mm3", "active_percentile",

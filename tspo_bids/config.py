@@ -27,9 +27,9 @@ CODE_URL = "https://github.com/tspo-bids/tspo-bids"
 #: the one table of models; the command line takes its choices from there).
 DEFAULT_MODELS: tuple[str, ...] = ("SRTM",)
 
-#: Reference-region methods (``--ref-region``): atlas cerebellar grey matter,
-#: supervised cluster analysis, or a user mask.
-REF_REGION_CHOICES: tuple[str, ...] = ("cerebellum",)
+#: Reference-region methods (``--ref-region``): atlas cerebellar grey matter or
+#: supervised cluster analysis (SVCA4, kinetic classes from healthy controls).
+REF_REGION_CHOICES: tuple[str, ...] = ("cerebellum", "svca")
 
 #: Lesions smaller than this are dropped (mm^3; methods.md section 4).
 DEFAULT_LESION_MIN_VOLUME_MM3 = 27.0
@@ -207,7 +207,12 @@ class Settings:
     tracer : str or None
         Tracer preset key forced with ``--tracer``; None = from each sidecar's ``TracerName``.
     ref_region : str
-        Reference-region method ("cerebellum", "svca", "mask").
+        Reference-region method (:data:`REF_REGION_CHOICES`).
+    svca_classes : Path or None
+        ``--svca-classes``: SVCA class table for ``ref_region == "svca"``; None = the group level's
+        ``OUTPUT_DIR/group/trc-<label>_desc-svca_classes.tsv``.
+    build_svca_classes : bool
+        Group level: average the healthy controls' SVCA class curves into class tables.
     models : tuple of str
         Kinetic models to fit (names as in ``tspo_bids.pet.models.MODELS``, e.g. "SRTM").
     t_star_min : float or None
@@ -249,6 +254,8 @@ class Settings:
     stop_on_first_crash: bool = False
     tracer: str | None = None
     ref_region: str = "cerebellum"
+    svca_classes: Path | None = None
+    build_svca_classes: bool = False
     models: tuple[str, ...] = DEFAULT_MODELS
     t_star_min: float | None = None
     suvr_window_min: tuple[float, float] | None = None

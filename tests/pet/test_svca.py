@@ -372,3 +372,34 @@ def test_svca_reference_needs_enough_voxels() -> None:
         svca_reference(raw, np.zeros(20), np.ones(20))
     with pytest.raises(InputError, match="20 voxel TACs but 19"):
         svca_reference(raw, np.zeros(19), np.ones(20))
+
+
+def _purity_with_gm_class(gm_class_from_reference_region: bool, seed: int = 8) -> tuple[int, float]:
+    """Controls and subject whose cortex mostly binds (70 % of GM voxels, BPND 0.3), as TSPO in healthy cortex;
+    the remaining GM is the non-binding reference tissue, outlined by a region mask (the atlas cerebellum)."""
+    rng = np.random.default_rng(seed)
+    controls = []
+    for _ in range(3):
+        brain = simulate_brain(rng, patient=True, binding_fraction=0.7)
+        region = brain.true_reference  # where the pipeline's cerebellar GM region is
+        gm_prob = np.where(region, brain.gm_prob, 0.0) if gm_class_from_reference_region else brain.gm_prob
+        controls.append(SvcaControl(normalise_tacs(brain.raw), gm_prob, brain.wm_prob, brain.thalamus,
+                                    TIMING.end_min))
+    classes = build_svca_classes(controls)
+    subject = simulate_brain(rng, patient=True, binding_fraction=0.7)
+    fraction = gm_fraction(normalise_tacs(subject.raw), classes, background=background_class(subject.raw))
+    mask = (fraction > 0.9) & (subject.gm_prob > 0.9)  # svca_reference's selection, without its minimum count
+    return int(mask.sum()), float(subject.true_reference[mask].mean()) if mask.any() else 0.0
+
+
+def test_gm_class_from_the_non_binding_region_keeps_the_reference_pure() -> None:
+    """The pipeline's choice (GM class from the reference region's GM, tspo_bids.interfaces.svca): with binding
+    cortex in the controls, the published all-GM class selects binding cortex; the reference-region GM class
+    does not."""
+    n_all_gm, purity_all_gm = _purity_with_gm_class(False)
+    n_region, purity_region = _purity_with_gm_class(True)
+    print(f"all-GM class: {n_all_gm} voxels, purity {purity_all_gm:.3f}; reference-region GM class: {n_region} "
+          f"voxels, purity {purity_region:.3f}")
+    assert n_region >= 100 and purity_region >= 0.90
+    # the all-GM class (a binding/non-binding blend) finds no usable reference: too few voxels or impure ones
+    assert n_all_gm < 10 or purity_all_gm < 0.60

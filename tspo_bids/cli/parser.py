@@ -235,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="tracer preset (SUVR window, Logan t*, genotype handling); default: from each "
                           "sidecar's TracerName")
     sci.add_argument("--ref-region", choices=REF_REGION_CHOICES, default="cerebellum",
-                     help="reference region: atlas cerebellar grey matter (the only one so far)")
+                     help="reference region: atlas cerebellar grey matter, or svca (supervised cluster analysis, "
+                          "SVCA4: kinetic classes from healthy controls; see README)")
+    sci.add_argument("--svca-classes", type=Path, metavar="FILE",
+                     help="SVCA kinetic class table (TSV) for --ref-region svca (default: "
+                          "OUTPUT_DIR/group/trc-<label>_desc-svca_classes.tsv from 'group --build-svca-classes')")
     sci.add_argument("--models", nargs="+", type=_model, default=list(DEFAULT_MODELS), metavar="MODEL",
                      help=f"kinetic models to fit ({', '.join(_model_names().values())}; case-insensitive)")
     sci.add_argument("--t-star", type=_non_negative_float, metavar="MIN", dest="t_star_min",
@@ -256,10 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="PET point-spread function, FWHM in mm: one value (isotropic) or three (x y z); "
                           "needed by --pvc")
 
+    grp = parser.add_argument_group("SVCA classes (group level; methods: README)")
+    grp.add_argument("--build-svca-classes", action="store_true",
+                     help="average the healthy controls' (--control-group) SVCA class curves into "
+                          "OUTPUT_DIR/group/trc-<label>_desc-svca_classes.tsv for --ref-region svca")
+
     les = parser.add_argument_group("lesion phenotypes (group level; methods: README)")
     les.add_argument("--control-group", default=DEFAULT_CONTROL_GROUP, metavar="LABEL",
                      help="participants.tsv 'group' value of the healthy controls whose NAWM voxel DVRs set the "
-                          "active-voxel threshold")
+                          "active-voxel threshold (and whose class curves --build-svca-classes averages)")
     les.add_argument("--active-percentile", type=_percentile, default=DEFAULT_ACTIVE_PERCENTILE, metavar="P",
                      help="a voxel is active when its DVR exceeds this percentile of the controls' NAWM voxel DVRs")
     les.add_argument("--active-fraction", type=_fraction, default=DEFAULT_ACTIVE_FRACTION, metavar="F",

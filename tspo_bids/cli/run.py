@@ -79,6 +79,7 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
     if window is not None and not window[1] > window[0]:
         raise InputError(f"--suvr-window {window[0]:g} {window[1]:g}: END must be after START (minutes)")
     pvc_psf = _pvc_psf(namespace.pvc, namespace.pvc_psf)
+    svca_classes = _svca_classes(namespace)
     derivatives = {}
     for name, path in namespace.derivatives or []:
         if name in derivatives and derivatives[name] != path:
@@ -103,6 +104,8 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
         stop_on_first_crash=namespace.stop_on_first_crash,
         tracer=namespace.tracer,
         ref_region=namespace.ref_region,
+        svca_classes=svca_classes,
+        build_svca_classes=bool(getattr(namespace, "build_svca_classes", False)),
         models=tuple(dict.fromkeys(namespace.models)),
         t_star_min=namespace.t_star_min,
         suvr_window_min=window,
@@ -132,6 +135,26 @@ def _pvc_psf(method: str, fwhm: Sequence[str] | None) -> tuple[float, float, flo
         raise InputError(f"--pvc {method}: needs the scanner's point-spread function; add --pvc-psf FWHM "
                          "(one value or three, mm)")
     return validate_psf(list(fwhm))
+
+
+def _svca_classes(namespace: Any) -> Path | None:
+    """``--svca-classes`` as an absolute path, checked against ``--ref-region``, the level and its content."""
+    path = getattr(namespace, "svca_classes", None)
+    if getattr(namespace, "build_svca_classes", False) and namespace.analysis_level != "group":
+        raise InputError("--build-svca-classes: a group-level option; run 'tspo-bids BIDS_DIR OUTPUT_DIR group "
+                         "--build-svca-classes'")
+    if namespace.ref_region == "svca" and namespace.pvc != "none":
+        raise InputError(f"--pvc {namespace.pvc}: not available with --ref-region svca (the partial-volume "
+                         "correction models the atlas reference region); use --ref-region cerebellum")
+    if path is None:
+        return None
+    if namespace.ref_region != "svca":
+        raise InputError(f"--svca-classes {path}: given without --ref-region svca; add --ref-region svca")
+    from tspo_bids.interfaces.svca import read_class_table
+
+    path = path.expanduser().resolve()
+    read_class_table(path)
+    return path
 
 
 def _plugin_settings(from_file: dict[str, Any] | None, nprocs: int, mem_gb: float | None) -> dict[str, Any]:
@@ -351,6 +374,10 @@ def run_participant(settings: Settings) -> None:
         derivatives=settings.derivatives,
     )
     _check_tracers(runs, settings)
+    if settings.ref_region == "svca":
+        from tspo_bids.workflows.group_svca import check_classes_files
+
+        check_classes_files(settings, [run.tracer for run in runs])
     if not settings.skip_bids_validation:  # after our own checks, whose messages are more specific
         validate_bids(settings.bids_dir, settings.participant_label)
     LOGGER.log(PROGRESS, "found %d PET run(s): %s (%.1f s)", len(runs), ", ".join(r.label for r in runs),

@@ -48,9 +48,21 @@ SVCA4 drops by masking the brain (Boellaard et al. 2008). In a PSF-blurred spati
 it, on blurred data with a brain edge, the sum-to-one solver is *worse* than the published ratio
 (purity ~0.44 vs ~0.90): callers should always pass ``background=background_class(raw)``.
 
-Known gap (benchmarks/validate_svca.py): on the spatial PSF-blurred brain no variant meets purity
->= 0.90 with TAC error <= 3 % (published: purity 0.90, error 6 %; sum-to-one + background: 0.85, 7 %
-at 10 % noise): the GM class built from controls' ``p_GM > 0.9`` voxels is itself a blurred GM/WM mix.
+GM class of non-binding grey matter (pipeline choice)
+----------------------------------------------------
+The papers take the GM class from all of the controls' ``p_GM > 0.9`` voxels. For TSPO that is mostly
+cortex, which binds (healthy cortical BPND > 0; in the phantom 0.15-0.25), so SVCA then selects
+cortical voxels: on data/test_bids only 4-16 % of the selected voxels were the non-binding cerebellar
+GM. The pipeline (:class:`tspo_bids.interfaces.svca.SvcaClassCurves`) therefore passes as ``gm_prob``
+the GM probability *inside the cerebellar GM reference region* (zero elsewhere): the GM class has the
+kinetics of the tissue the cerebellum method already assumes non-binding, and the search for reference
+voxels still covers the whole brain. Purity on data/test_bids (5 mm PSF): 0.91-1.00.
+
+Known gap (tests/e2e/test_svca.py, benchmarks/validate_svca.py): at 5 mm PSF the reference TAC is
+10-16 % low on average after 2 min on data/test_bids, up to 17.5 % in a frame (acceptance 3 %). No voxel selection fixes this: the
+oracle choice of the truly purest cerebellar GM voxels (true p_GM > 0.9, eroded twice) is itself 4-5 %
+low on average and 8-9 % low at 2-5 min; the GM class is a *blurred* cerebellar GM curve. On the
+benchmark's blurred brain (all-GM class): purity 0.85, error 7 % at 10 % noise.
 
 Alternatives tried and rejected (same data): per-frame weights in the NNLS (Poisson weights
 ``dur / (C_wb DCF)`` rescaled to z-units by the frame SD, duration weights, or weights from the

@@ -11,6 +11,7 @@ from tspo_bids.bids.discovery import read_participants
 from tspo_bids.errors import InputError
 from tspo_bids.stats.collect import collect_kinpar, join_participants
 from tspo_bids.workflows.group_lesions import run_lesion_phenotypes
+from tspo_bids.workflows.group_svca import build_group_classes
 
 LOGGER = logging.getLogger("tspo_bids.group")
 
@@ -41,6 +42,12 @@ def run_group(settings: Any) -> Path:
     -------
     Path
         The group table.
+
+    Raises
+    ------
+    InputError
+        No participant results; or, with ``--build-svca-classes``, no healthy control to build the SVCA
+        classes from (raised after the group table and lesion phenotypes are written).
     """
     output_dir = Path(settings.output_dir)
     labels = list(getattr(settings, "participant_label", None) or []) or None
@@ -59,4 +66,6 @@ def run_group(settings: Any) -> Path:
     LOGGER.info("group table: %d rows, %d participants -> %s",
                 len(table), table["participant_id"].nunique(), out)
     run_lesion_phenotypes(settings, participants)
+    if getattr(settings, "build_svca_classes", False):
+        build_group_classes(settings, participants)
     return out

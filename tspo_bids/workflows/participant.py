@@ -18,6 +18,8 @@ from tspo_bids.workflows.anat import init_anat_wf
 from tspo_bids.workflows.maps import init_parametric_maps_wf
 from tspo_bids.workflows.modelling import init_modelling_wf
 from tspo_bids.workflows.pvc import init_pvc_wf
+from tspo_bids.workflows.group_svca import classes_file_for
+from tspo_bids.workflows.svca import init_svca_wf
 from tspo_bids.workflows.pet import init_pet_wf
 
 
@@ -25,7 +27,7 @@ from tspo_bids.workflows.pet import init_pet_wf
 class Output:
     """One derivative: which workflow output, which source file's entities, which name."""
 
-    node: str  # "anat", "pet", "modelling", "maps", "pvc" (sub-workflow outputnodes) or "lesions" (a node)
+    node: str  # "anat", "pet", "modelling", "maps", "pvc", "svca" (sub-workflow outputnodes) or "lesions" (a node)
     field: str  # outputnode field
     source: str  # "t1w" or "pet": whose entities the name reuses
     datatype: str
@@ -36,12 +38,14 @@ class Output:
     iterate: tuple[tuple[str, str], ...] = ()
     needs_flair: bool = False
     needs_pvc: bool | str = False  # True: any --pvc; "rbv": only --pvc rbv
+    needs_ref: str | None = None  # written only with this --ref-region; "!svca": only without svca
 
 
-def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
+def _outputs(metadata: dict, settings: Any, t1w_reference: str, svca_classes: Path | None = None) -> list[Output]:
     """The table of participant derivatives (names follow ../shared/conventions.md).
 
-    ``t1w_reference`` is the BIDS URI of the raw T1w whose grid defines ``space-T1w``.
+    ``t1w_reference`` is the BIDS URI of the raw T1w whose grid defines ``space-T1w``; ``svca_classes``
+    the SVCA class table of ``--ref-region svca``.
     """
     preproc_pet_meta = {
         **{k: metadata[k] for k in ("TracerName", "TracerRadionuclide", "InjectedRadioactivity",
@@ -110,7 +114,7 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
                iterate=(("label", "region_names"),)),
         Output("anat", "reference_mask", "t1w", "anat", "mask",
                {"label": REFERENCE_REGION, "desc": "ref"},
-               {"Description": "Reference region: cerebellar grey matter (methods: README)"}),
+               {"Description": "Reference region: cerebellar grey matter (methods: README)"}, needs_ref="!svca"),
         Output("anat", "lesion_labels", "t1w", "anat", "dseg", {"desc": "lesions"},
                {"Description": "MS lesions in T1w space: 0 background, 1..N one label per lesion (connected "
                                "components of at least the minimum volume); from the user's mask when given, "
@@ -132,6 +136,30 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
         Output("modelling", "tacs_file", "pet", "pet", "tacs", {"seg": "tspo", "desc": "preproc"}, tacs_meta),
         Output("modelling", "kinpar_files", "pet", "pet", "kinpar", {}, kinpar_meta,
                iterate=(("model", "model_names"),)),
+        Output("svca", "class_table", "pet", "pet", "tacs", {"seg": "svca", "desc": "normalised"},
+               {**{k: tacs_meta[k] for k in ("FrameTimesStart", "FrameDuration", "InjectionStart")},
+                "Description": "This session's SVCA kinetic class curves on its per-frame z-scored brain voxel "
+                               "TACs (T1w space); 'group --build-svca-classes' averages the healthy controls' "
+                               "curves (methods: README).",
+                "frame_start": {"Description": "Frame start, seconds from injection", "Units": "s"},
+                "frame_end": {"Description": "Frame end, seconds from injection", "Units": "s"},
+                "gm": {"Description": "Grey matter p > 0.9 in the cerebellar grey-matter reference region "
+                                      "(tissue assumed non-binding)", "Units": "unitless (z-score)"},
+                "wm": {"Description": "White matter p > 0.9", "Units": "unitless (z-score)"},
+                "highbinding": {"Description": "Atlas thalamus", "Units": "unitless (z-score)"},
+                "blood": {"Description": "40 hottest brain voxels of the frames ending before 1.5 min",
+                          "Units": "unitless (z-score)"}}),
+        Output("svca", "gm_fraction", "pet", "pet", "probseg", {"space": "T1w", "label": "GM", "desc": "svca"},
+               {"SpatialReference": t1w_reference, "Units": "unitless",
+                "Description": "SVCA kinetic grey-matter fraction of every brain voxel: non-negative, sum-to-one "
+                               "least squares of its z-scored TAC onto the controls' classes and a "
+                               "zero-activity background class (methods: README)",
+                "SVCAClasses": str(svca_classes or "")}, needs_ref="svca"),
+        Output("svca", "reference_mask", "pet", "pet", "mask", {"space": "T1w", "label": "svca", "desc": "ref"},
+               {"SpatialReference": t1w_reference, "Type": "ROI",
+                "Description": "Reference region: SVCA voxels (kinetic GM fraction > 0.9 and GM probability > 0.9); "
+                               "the reference TAC is their mean (column 'svca' of the regional TACs)"},
+               needs_ref="svca"),
         Output("lesions", "table", "pet", "pet", "kinpar", {"model": "SRTM2", "desc": "lesions"},
                {"Description": "Per-lesion volume (mm^3) and DVR statistics of the lesion core and its rim "
                                "(a shell outside the lesion, in WM), from the T1w-space SRTM2 DVR map; the "
@@ -153,8 +181,17 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str) -> list[Output]:
     ]
 
 
+def _ref_region_wants(output: Output, ref_region: str) -> bool:
+    """Whether ``output`` is written with this ``--ref-region`` (``needs_ref``: a method, or "!method")."""
+    if output.needs_ref is None:
+        return True
+    if output.needs_ref.startswith("!"):
+        return ref_region != output.needs_ref[1:]
+    return ref_region == output.needs_ref
+
+
 def settings_reference(settings: Any) -> str:
-    """Name of the reference region the settings ask for (cerebellum -> cerebellumgm)."""
+    """Name of the reference region the settings ask for (cerebellum -> cerebellumgm, svca -> svca)."""
     ref = getattr(settings, "ref_region", "cerebellum") or "cerebellum"
     return REFERENCE_REGION if ref == "cerebellum" else ref
 
@@ -197,6 +234,19 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         anat_wf.inputs.inputnode.flair_file = str(run.flair_file)
     pet_wf = init_pet_wf(metadata, omp_nthreads=omp)
     pet_wf.inputs.inputnode.pet_file = str(run.pet_file)
+    svca_classes = classes_file_for(settings, run.tracer) if settings.ref_region == "svca" else None
+    svca_wf = init_svca_wf(metadata, svca_classes)
+    workflow.connect([
+        (pet_wf, svca_wf, [("outputnode.pet_t1w", "inputnode.pet_t1w")]),
+        (anat_wf, svca_wf, [("outputnode.brain_mask", "inputnode.brain_mask"),
+                            ("outputnode.gm_prob", "inputnode.gm_prob"), ("outputnode.wm_prob", "inputnode.wm_prob"),
+                            ("outputnode.atlas_labels", "inputnode.atlas_labels"),
+                            ("outputnode.reference_mask", "inputnode.gm_class_mask"),
+                            ("outputnode.mask_files", "inputnode.mask_files"),
+                            ("outputnode.region_names", "inputnode.region_names")]),
+    ])
+    # with SVCA the regions carry the svca mask too, so the regional TACs hold the reference column
+    regions_wf = svca_wf if svca_classes is not None else anat_wf
     modelling_wf = init_modelling_wf(
         metadata,
         reference_region=settings_reference(settings),
@@ -208,8 +258,8 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         (anat_wf, pet_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
                            ("outputnode.brain_mask", "inputnode.brain_mask")]),
         (pet_wf, modelling_wf, [("outputnode.pet_t1w", "inputnode.pet_t1w")]),
-        (anat_wf, modelling_wf, [("outputnode.mask_files", "inputnode.mask_files"),
-                                 ("outputnode.region_names", "inputnode.region_names")]),
+        (regions_wf, modelling_wf, [("outputnode.mask_files", "inputnode.mask_files"),
+                                    ("outputnode.region_names", "inputnode.region_names")]),
     ])
 
     sources = {"t1w": str(run.t1w_file), "pet": str(run.pet_file)}
@@ -233,7 +283,7 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
                                  ("outputnode.measures", "measures")]),
     ])
     producers = {"anat": anat_wf, "pet": pet_wf, "modelling": modelling_wf, "maps": maps_wf,
-                 "lesions": lesion_stats}
+                 "lesions": lesion_stats, "svca": svca_wf}
     if settings.pvc != "none":
         pvc_wf = init_pvc_wf(
             metadata, method=settings.pvc, fwhm_mm=settings.pvc_psf_mm,
@@ -254,10 +304,12 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         ])
         producers["pvc"] = pvc_wf
     t1w_reference = "bids::" + Path(run.t1w_file).relative_to(settings.bids_dir).as_posix()
-    for output in _outputs(metadata, settings, t1w_reference):
+    for output in _outputs(metadata, settings, t1w_reference, svca_classes):
         if output.needs_flair and run.flair_file is None:
             continue
         if output.needs_pvc and (settings.pvc == "none" or (output.needs_pvc == "rbv" and settings.pvc != "rbv")):
+            continue
+        if not _ref_region_wants(output, settings.ref_region):
             continue
         sink_inputs = dict(
             base_directory=str(settings.output_dir),

@@ -1,0 +1,62 @@
+"""The participant graph with and without --ref-region svca: which SVCA nodes and derivatives it carries."""
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from tspo_bids.bids.discovery import PetRun
+from tspo_bids.config import Settings
+from tspo_bids.workflows.base import init_tspo_wf
+from tspo_bids.workflows.participant import init_participant_wf
+
+METADATA = {
+    "TracerName": "[11C]-(R)-PK11195", "TracerRadionuclide": "C11", "Units": "kBq/mL",
+    "FrameTimesStart": [0, 60, 180], "FrameDuration": [60, 120, 300], "InjectionStart": 0,
+    "TimeZero": "10:00:00", "ImageDecayCorrected": True, "ImageDecayCorrectionTime": 0,
+}
+PREFIX = "tspo_bids_wf.sub_01_ses_a_trc_PK11195_wf"
+
+
+def _run(tmp_path: Path) -> PetRun:
+    folder = tmp_path / "sub-01" / "ses-a"
+    folder.mkdir(parents=True)
+    files = {}
+    for name, shape in (("trc-PK11195_pet", (4, 4, 4, 3)), ("T1w", (4, 4, 4))):
+        path = folder / f"sub-01_ses-a_{name}.nii.gz"
+        nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), np.eye(4)), str(path))
+        files[name] = path
+    return PetRun("01", "a", "PK11195", None, None, files["trc-PK11195_pet"], folder / "pet.json", METADATA,
+                  files["T1w"], None)
+
+
+def _nodes(tmp_path: Path, **options) -> set[str]:
+    settings = Settings(bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant",
+                        work_dir=tmp_path / "work", **options)
+    graph = init_tspo_wf([_run(tmp_path)], settings)._create_flat_graph()
+    return {node.fullname for node in graph.nodes()}
+
+
+def test_cerebellum_run_writes_class_curves_only(tmp_path):
+    nodes = _nodes(tmp_path)
+    assert f"{PREFIX}.svca_wf.svca_class_curves" in nodes and f"{PREFIX}.ds_svca_class_table" in nodes
+    assert f"{PREFIX}.svca_wf.svca_reference" not in nodes
+    assert f"{PREFIX}.ds_svca_reference_mask" not in nodes and f"{PREFIX}.ds_anat_reference_mask" in nodes
+
+
+def test_svca_run_uses_the_svca_reference(tmp_path):
+    classes = tmp_path / "classes.tsv"
+    nodes = _nodes(tmp_path, ref_region="svca", svca_classes=classes)
+    assert f"{PREFIX}.svca_wf.svca_reference" in nodes
+    assert f"{PREFIX}.ds_svca_reference_mask" in nodes and f"{PREFIX}.ds_svca_gm_fraction" in nodes
+    assert f"{PREFIX}.ds_anat_reference_mask" not in nodes
+    settings = Settings(bids_dir=tmp_path / "b", output_dir=tmp_path / "out", analysis_level="participant",
+                        work_dir=tmp_path / "work", ref_region="svca", svca_classes=classes)
+    workflow = init_participant_wf(_run(tmp_path / "b"), settings)
+    svca_wf, modelling_wf = workflow.get_node("svca_wf"), workflow.get_node("modelling_wf")
+    edges = workflow._graph.get_edge_data(svca_wf, modelling_wf)["connect"]
+    assert ("outputnode.mask_files", "inputnode.mask_files") in edges
+    assert ("outputnode.region_names", "inputnode.region_names") in edges
+    assert workflow._graph.get_edge_data(workflow.get_node("anat_wf"), modelling_wf) is None
+    assert modelling_wf.get_node("regional_models").inputs.reference_region == "svca"
+    assert workflow.get_node("maps_wf").get_node("parametric_maps").inputs.reference_region == "svca"
