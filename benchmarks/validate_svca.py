@@ -15,6 +15,12 @@ white voxel noise after blurring (as the project's phantom), classes from 3 cont
 way. Acceptance (issue 4): purity >= 0.90 and TAC error <= 0.03.
 
 Usage: /work/venv/bin/python benchmarks/validate_svca.py [--seeds 5 11 12] [--no-spatial]
+
+``--test-bids OUT_SVCA [--work WORK]`` instead reports the pipeline's SVCA reference on data/test_bids
+(``OUT_SVCA``: the output of ``participant --ref-region svca``, as tests/e2e/test_svca_e2e.py makes it): per
+session the voxels, purity and TAC errors after 2 min against the phantom truth; with the participant work
+directory ``WORK`` also the oracle selection (true cerebellar GM p > 0.9, eroded 0-2 voxels, on the
+pipeline's PET in T1w space), i.e. the best any voxel selection can do without partial-volume correction.
 """
 
 from __future__ import annotations
@@ -102,12 +108,59 @@ def spatial_case(seed: int, cov: float):
             for name in SOLVERS}
 
 
+def test_bids_report(out_svca: Path, work: Path | None) -> None:
+    """Per-session figures of the pipeline's SVCA reference on data/test_bids (see the module docstring)."""
+    import nibabel as nib
+    import pandas as pd
+
+    import importlib.util
+
+    e2e_dir = Path(__file__).resolve().parents[1] / "tests" / "e2e"
+    sys.path.insert(0, str(e2e_dir))
+    from e2e_support import one, session_prefix, truth_sessions  # noqa: E402
+
+    spec = importlib.util.spec_from_file_location("svca_e2e_acceptance", e2e_dir / "test_svca_e2e.py")
+    e2e = importlib.util.module_from_spec(spec)  # the acceptance's measurement (name clash with tests/pet)
+    spec.loader.exec_module(e2e)
+
+    from tspo_bids.anat.template import atlas_group_mask
+
+    print(f"{'session':22s} {'voxels':>7s} {'purity':>7s} {'maxerr':>7s} {'mean':>7s}   oracle mean error (erosion 0/1/2)")
+    for truth_file in truth_sessions():
+        prefix = session_prefix(truth_file)
+        figures = e2e.reference_figures(out_svca, truth_file)
+        line = (f"{prefix:22s} {figures['n_voxels']:7d} {figures['purity']:7.3f} {figures['max_tac_error']:7.3f} "
+                f"{figures['mean_tac_error']:+7.3f}")
+        if work is not None:
+            folder = prefix.replace("-", "_") + "_trc_PK11195_wf"
+            pet = np.asarray(nib.load(one(work, f"tspo_bids_wf/{folder}/pet_wf/pet_resample_t1w/resampled.nii.gz"
+                                          )).dataobj, dtype=float)
+            true_gm = np.asarray(nib.load(one(truth_file.parent, "*_label-GM_probseg.nii.gz")).dataobj)
+            atlas = np.asarray(nib.load(one(truth_file.parent, "*_atlas-AAL_dseg.nii.gz")).dataobj)
+            truth = pd.read_csv(one(truth_file.parent, "*_desc-tissue_tacs.tsv"), sep="\t")
+            late = truth["frame_start"].to_numpy(float) >= e2e.TAC_FROM_S
+            oracle = []
+            for erosion in (0, 1, 2):
+                mask = atlas_group_mask(atlas, "cerebellum") & (true_gm > 0.9)
+                mask = ndimage.binary_erosion(mask, iterations=erosion) if erosion else mask
+                tac = pet[mask].mean(axis=0)
+                oracle.append(f"{(tac[late] / truth['cerebellumgm'].to_numpy(float)[late] - 1).mean():+.3f}")
+            line += "   " + "/".join(oracle)
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--test-bids", type=Path, metavar="OUT_SVCA",
+                        help="report the pipeline's SVCA reference on data/test_bids instead of simulating")
+    parser.add_argument("--work", type=Path, help="with --test-bids: the participant work directory (oracle)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[5, 11, 12])
     parser.add_argument("--covs", type=float, nargs="+", default=[0.10, 0.20, 0.30])
     parser.add_argument("--no-spatial", action="store_true")
     args = parser.parse_args()
+    if args.test_bids is not None:
+        test_bids_report(args.test_bids, args.work)
+        return
     cases = {"mixture": mixture_case} if args.no_spatial else {"mixture": mixture_case, "spatial": spatial_case}
     print(f"{'brain':8s} {'cov':>5s} {'seed':>5s} {'solver':10s} {'voxels':>7s} {'purity':>7s} {'TACerr':>7s}  pass")
     for brain, case in cases.items():

@@ -58,7 +58,7 @@ the GM probability *inside the cerebellar GM reference region* (zero elsewhere):
 kinetics of the tissue the cerebellum method already assumes non-binding, and the search for reference
 voxels still covers the whole brain. Purity on data/test_bids (5 mm PSF): 0.91-1.00.
 
-Known gap (tests/e2e/test_svca.py, benchmarks/validate_svca.py): at 5 mm PSF the reference TAC is
+Known gap (tests/e2e/test_svca_e2e.py, benchmarks/validate_svca.py): at 5 mm PSF the reference TAC is
 10-16 % low on average after 2 min on data/test_bids, up to 17.5 % in a frame (acceptance 3 %). No voxel selection fixes this: the
 oracle choice of the truly purest cerebellar GM voxels (true p_GM > 0.9, eroded twice) is itself 4-5 %
 low on average and 8-9 % low at 2-5 min; the GM class is a *blurred* cerebellar GM curve. On the
