@@ -114,3 +114,19 @@ def test_lesion_phenotypes_on_corrected_maps(pvc_group):
     large = table[table["volume_mm3"] >= LARGE_LESION_MM3]
     assert len(large) >= 9 and set(large["truth"]) == {"rim-active", "overall-active", "inactive"}
     assert large["correct"].mean() >= PHENOTYPE_ACCURACY, large.to_string()
+
+
+def test_participant_lesion_tables_of_corrected_maps(pvc_group):
+    """The participant level's per-lesion table of the RBV maps holds the statistics the group level
+    classified (same map, same cores and rims)."""
+    group = pd.read_csv(pvc_group / "group" / "lesion_phenotypes.tsv", sep="\t", na_values="n/a")
+    checked = 0
+    for (subject, session), rows in group.groupby(["participant_id", "session_id"]):
+        table = pd.read_csv(_one(pvc_group, f"{subject}/**/pet/{subject}_ses-{session}_*pvc-RBV_model-SRTM2_"
+                                            "desc-lesions_kinpar.tsv"), sep="\t", na_values="n/a")
+        merged = rows.merge(table, on="lesion_id", suffixes=("_group", ""))
+        assert len(merged) == len(rows) == len(table)
+        for column in ("volume_mm3", "core_mean_dvr", "rim_mean_dvr"):
+            np.testing.assert_allclose(merged[column], merged[f"{column}_group"], rtol=1e-5)
+        checked += 1
+    assert checked >= 3

@@ -75,4 +75,6 @@ def test_pvc_graph(tmp_path, method):
     prefix = "tspo_bids_wf.sub_01_ses_a_wf"
     assert f"{prefix}.ds_pvc_kinpar_files" in nodes and f"{prefix}.ds_pvc_tacs_file" in nodes
     assert (f"{prefix}.ds_pvc_map_files" in nodes) == (method == "rbv")
+    # per-lesion statistics of the corrected maps (the maps exist with rbv only)
+    assert (f"{prefix}.ds_lesions_pvc_table" in nodes) == (method == "rbv")
     assert any(n.endswith("partial_volume_correct") for n in nodes)

@@ -10,6 +10,7 @@ from nipype.pipeline import engine as pe
 
 from tspo_bids import __version__
 from tspo_bids.pet.models import canonical_model_name
+from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
 from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
 from tspo_bids.anat.regions import REFERENCE_REGION
 from tspo_bids.interfaces.bids import DerivativesDataSink
@@ -27,7 +28,8 @@ from tspo_bids.workflows.pet import init_pet_wf
 class Output:
     """One derivative: which workflow output, which source file's entities, which name."""
 
-    node: str  # "anat", "pet", "modelling", "maps", "pvc", "svca" (sub-workflow outputnodes) or "lesions" (a node)
+    node: str  # "anat", "pet", "modelling", "maps", "pvc", "svca" (sub-workflow outputnodes) or "lesions",
+    # "lesions_pvc" (nodes)
     field: str  # outputnode field
     source: str  # "t1w" or "pet": whose entities the name reuses
     datatype: str
@@ -164,7 +166,12 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str, svca_classes: Pa
                {"Description": "Per-lesion volume (mm^3) and DVR statistics of the lesion core and its rim "
                                "(a shell outside the lesion, in WM), from the T1w-space SRTM2 DVR map; the "
                                "group level classifies lesions with a threshold from healthy controls.",
-                "RimWidth": {"Value": 2.0, "Units": "mm"}}),
+                "RimWidth": {"Value": RIM_WIDTH_MM, "Units": "mm"}}),
+        Output("lesions_pvc", "table", "pet", "pet", "kinpar", {"pvc": "RBV", "model": "SRTM2", "desc": "lesions"},
+               {**pvc_meta, "Description": "Per-lesion volume (mm^3) and DVR statistics of the lesion core and its "
+                "rim, from the partial-volume corrected (RBV) T1w-space SRTM2 DVR map; each lesion's core and rim "
+                "are compartments of their own in the correction.",
+                "RimWidth": {"Value": RIM_WIDTH_MM, "Units": "mm"}}, needs_pvc="rbv"),
         Output("pvc", "tacs_file", "pet", "pet", "tacs", {"pvc": "GTM", "seg": "tspo", "desc": "preproc"},
                {**tacs_meta, **pvc_meta, "Description": "Regional TACs corrected for partial volumes: the "
                 "activity of each region's own tissue (tissue-compartment GTM)."}, needs_pvc=True),
@@ -303,6 +310,15 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
                                ("outputnode.region_names", "inputnode.region_names")]),
         ])
         producers["pvc"] = pvc_wf
+        if settings.pvc == "rbv":
+            lesion_stats_pvc = pe.Node(LesionStatistics(model="SRTM2"), name="lesion_statistics_pvc")
+            workflow.connect([
+                (anat_wf, lesion_stats_pvc, [("outputnode.lesion_labels", "lesion_labels"),
+                                             ("outputnode.wm_prob", "wm_prob")]),
+                (pvc_wf, lesion_stats_pvc, [("outputnode.map_files", "map_files"), ("outputnode.models", "models"),
+                                            ("outputnode.measures", "measures")]),
+            ])
+            producers["lesions_pvc"] = lesion_stats_pvc
     t1w_reference = "bids::" + Path(run.t1w_file).relative_to(settings.bids_dir).as_posix()
     for output in _outputs(metadata, settings, t1w_reference, svca_classes):
         if output.needs_flair and run.flair_file is None:
