@@ -156,7 +156,7 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str, svca_classes: Pa
                 "Description": "SVCA kinetic grey-matter fraction of every brain voxel: non-negative, sum-to-one "
                                "least squares of its z-scored TAC onto the controls' classes and a "
                                "zero-activity background class (methods: README)",
-                "SVCAClasses": str(svca_classes or "")}, needs_ref="svca"),
+                "SVCAClasses": _classes_reference(svca_classes, settings)}, needs_ref="svca"),
         Output("svca", "reference_mask", "pet", "pet", "mask", {"space": "T1w", "label": "svca", "desc": "ref"},
                {"SpatialReference": t1w_reference, "Type": "ROI",
                 "Description": "Reference region: SVCA voxels (kinetic GM fraction > 0.9 and GM probability > 0.9); "
@@ -195,6 +195,18 @@ def _ref_region_wants(output: Output, ref_region: str) -> bool:
     if output.needs_ref.startswith("!"):
         return ref_region != output.needs_ref[1:]
     return ref_region == output.needs_ref
+
+
+def _classes_reference(classes_file: Path | str | None, settings: Any) -> str:
+    """The SVCA class table for a sidecar: relative to the output directory when it lies inside it (the
+    group-built table), else the path as given."""
+    if not classes_file:
+        return ""
+    path = Path(classes_file)
+    try:
+        return path.resolve().relative_to(Path(settings.output_dir).resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def settings_reference(settings: Any) -> str:
