@@ -127,3 +127,10 @@ def test_every_lesion_core_and_rim_is_a_compartment_recovered_exactly():
     assert weights["lesion"][cores].sum() == pytest.approx(1.0)
     rim_weight = weights["perilesion03"][[comp.names.index(n) for n in ("lesion-001-rim", "lesion-002-rim")]]
     assert np.all(rim_weight > 0) and weights["perilesion03"].sum() == pytest.approx(1.0)
+
+
+def test_dominant_labels_match_argmax():
+    gm, wm, csf, brain, atlas, ms = _head()
+    comp = tissue_compartments(gm, wm, csf, brain, atlas, ms)
+    expected = np.where(brain, np.argmax(np.stack(comp.fractions), axis=0) + 1, 0)
+    np.testing.assert_array_equal(comp.dominant_labels(brain), expected)

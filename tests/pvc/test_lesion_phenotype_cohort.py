@@ -53,9 +53,12 @@ def classified_cohort() -> pd.DataFrame:
         true = cohort.simulate_participant(np.random.default_rng(seed), patient=True, psf_fwhm_mm=0.0, noise=False)
         assert true.phenotypes == observed.phenotypes
         classes = {}
-        for name, participant, correct in (("true_image", true, True), ("uncorrected", observed, False),
-                                           ("corrected", observed, True)):
-            threshold = thresholds[correct]
+        # (name, participant, correct the PET?, threshold from corrected or uncorrected controls): the true
+        # image needs no correction and is judged with the threshold the corrected analysis uses
+        for name, participant, correct, corrected_threshold in (
+                ("true_image", true, False, True), ("uncorrected", observed, False, False),
+                ("corrected", observed, True, True)):
+            threshold = thresholds[corrected_threshold]
             stats = lesion_statistics(participant.lesion_labels, cohort.dvr_map(participant, correct),
                                       (cohort.VOXEL_MM,) * 3, wm_mask=participant.brain, threshold=threshold)
             classes[name] = classify_lesions(stats, threshold)

@@ -18,10 +18,10 @@ from nipype.interfaces.base import (
 )
 
 from tspo_bids.interfaces._io import load_matrix
+from tspo_bids.pet.phenotypes import CoreRim
 
 #: MS regions whose WM fraction forms a compartment of its own.
 _MS_COMPARTMENT_REGIONS = ("lesion", "perilesion03", "perilesion36")
-
 
 
 class _PartialVolumeCorrectInputSpec(BaseInterfaceInputSpec):
@@ -58,7 +58,7 @@ class PartialVolumeCorrect(SimpleInterface):
     input_spec = _PartialVolumeCorrectInputSpec
     output_spec = _PartialVolumeCorrectOutputSpec
 
-    def _lesion_rims(self, wm_prob: np.ndarray):
+    def _lesion_rims(self, wm_prob: np.ndarray) -> CoreRim | None:
         """Cores and 2 mm WM rims of the lesions (as the phenotype statistics define them), or None."""
         from nipype.interfaces.base import isdefined
 

@@ -88,9 +88,15 @@ class Compartments:
     fractions: tuple[NDArray[np.float32], ...]
 
     def dominant_labels(self, brain_mask: NDArray[np.bool_]) -> NDArray[np.int32]:
-        """Label image (1-based, compartment order) of the compartment with the largest fraction."""
-        stack = np.stack(self.fractions)
-        return np.where(brain_mask, np.argmax(stack, axis=0) + 1, 0).astype(np.int32)
+        """Label image (1-based, compartment order) of the compartment with the largest fraction
+        (the first one on ties; a running maximum: no stack of all fraction maps in memory)."""
+        best = np.full(np.shape(brain_mask), -np.inf, np.float32)
+        labels = np.zeros(np.shape(brain_mask), np.int32)
+        for index, fraction in enumerate(self.fractions, start=1):
+            larger = fraction > best
+            best[larger] = fraction[larger]
+            labels[larger] = index
+        return np.where(brain_mask, labels, 0).astype(np.int32)
 
 
 def tissue_compartments(
