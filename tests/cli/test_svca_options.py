@@ -59,8 +59,8 @@ def test_svca_without_class_table_is_one_line(dataset, tmp_path, capsys):
     line = _one_error_line(capsys)
     assert code == 1
     assert "--ref-region svca: no SVCA class table" in line and "--build-svca-classes" in line
-    assert str(tmp_path / "out" / "group" / "trc-PK11195_desc-svca_classes.tsv") in line \
-        or "desc-svca_classes.tsv" in line
+    # the test dataset has no trc- entity: the default table is OUTPUT_DIR/group/desc-svca_classes.tsv
+    assert f"no SVCA class table {tmp_path / 'out' / 'group' / 'desc-svca_classes.tsv'};" in line
     assert not (tmp_path / "work").exists()
 
 
@@ -131,3 +131,22 @@ def test_group_controls_with_different_frames(dataset, tmp_path, capsys):
     _participant_results(out, "02", np.ones((3, 4)), end=FRAME_END + 30.0)
     code = main([str(dataset), str(out), "group", "--build-svca-classes"])
     assert code == 1 and "another frame schedule" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("existing, options", [
+    ("cerebellumgm", ["--ref-region", "svca", "--svca-classes", "classes.tsv"]),
+    ("svca", []),
+])
+def test_results_of_another_reference_region_are_not_overwritten(dataset, tmp_path, capsys, existing, options):
+    """The documented SVCA path writes the svca run to its own OUTPUT_DIR; running it into one that holds
+    results of another reference region (names do not carry it) is one line, before any processing."""
+    _class_table(tmp_path / "classes.tsv", np.ones((3, 4)))
+    pet = tmp_path / "out" / "sub-01" / "ses-baseline" / "pet"
+    pet.mkdir(parents=True)
+    sidecar = pet / "sub-01_ses-baseline_trc-PK11195_model-SRTM_kinpar.json"
+    sidecar.write_text(f'{{"ReferenceRegion": "{existing}"}}')
+    code = main([str(dataset), str(tmp_path / "out"), "participant", "--skip-bids-validation", *options])
+    line = _one_error_line(capsys)
+    assert code == 1 and str(sidecar) in line and f"reference region {existing!r}" in line
+    assert "another OUTPUT_DIR" in line
+    assert not (tmp_path / "work").exists()

@@ -344,3 +344,28 @@ def _read_json_or_none(path: Path) -> dict[str, Any] | None:
         LOGGER.warning("%s: unreadable, rewriting it", path)
         return None
     return content if isinstance(content, dict) else None
+
+
+def check_output_reference(output_dir: Path, reference_region: str) -> None:
+    """Refuse to write results of one reference region over those of another.
+
+    Derivative names do not carry the reference region (every ``kinpar`` sidecar records it as
+    ``ReferenceRegion``), so a participant run with ``--ref-region svca`` into an output directory
+    of cerebellum results would overwrite some of them and leave a mixture for the group level.
+
+    Raises
+    ------
+    InputError
+        Naming the first sidecar made with another reference region.
+    """
+    for sidecar in sorted(Path(output_dir).glob("sub-*/**/pet/*_kinpar.json")):
+        try:
+            found = json.loads(sidecar.read_text()).get("ReferenceRegion")
+        except (OSError, ValueError):
+            continue  # unreadable sidecars are not this check's business
+        if found and found != reference_region:
+            raise InputError(
+                f"{sidecar}: results made with reference region {found!r} are in this output directory, and this "
+                f"run uses {reference_region!r}; write it to another OUTPUT_DIR (results of different reference "
+                "regions must not mix)"
+            )

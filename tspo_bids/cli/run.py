@@ -378,6 +378,10 @@ def run_participant(settings: Settings) -> None:
         from tspo_bids.workflows.group_svca import check_classes_files
 
         check_classes_files(settings, [run.tracer for run in runs])
+    from tspo_bids.bids.derivatives import check_output_reference
+    from tspo_bids.workflows.participant import settings_reference
+
+    check_output_reference(settings.output_dir, settings_reference(settings))
     if not settings.skip_bids_validation:  # after our own checks, whose messages are more specific
         validate_bids(settings.bids_dir, settings.participant_label)
     LOGGER.log(PROGRESS, "found %d PET run(s): %s (%.1f s)", len(runs), ", ".join(r.label for r in runs),
