@@ -4,7 +4,7 @@ Each participant is a slab of white matter (1 mm voxels, the T1w grid) holding s
 spaced 28 mm apart. Kinetics, phenotypes and the perilesional gradient come from the project's
 phantom (:mod:`tspo_bids.simulate.protocols`, :mod:`tspo_bids.simulate.phenotypes`): [11C]-(R)-PK11195
 seed protocol (22 frames, 60 min), WM BPND 0.15-0.25 (patients' NAWM +3-10 %), lesion cores and
-2 mm rims per phenotype, perilesional increase +0.05-0.10 decaying to 0 at 6 mm. Every voxel's TAC
+2 mm rims per phenotype, perilesional increase +0.05-0.10 outside the 2 mm rims, decaying to 0 at 6 mm. Every voxel's TAC
 is exactly SRTM against the 2TCM reference. The PET is blurred by a 5 mm FWHM Gaussian PSF, then
 noise is added as the phantom does (``Var = a C DCF / dur``, late-frame voxel COV 15-25 %) on a
 2 mm PET grid and resampled (trilinear) to the 1 mm grid, as the pipeline resamples PET to T1w.
@@ -108,7 +108,9 @@ def simulate_participant(rng: np.random.Generator, patient: bool, psf_fwhm_mm: f
                 targets[f"rim{index}"] = phenotype.rim
                 fractions[f"rim{index}"] = rim.astype(np.float32)
                 rim_tissue |= rim
+        # as the project's phantom: the gradient lies outside every lesion's 2 mm rim
         normal = brain & (labels == 0) & ~rim_tissue
+        weight = np.where(regions.rim_labels > 0, 0.0, weight)
         fractions["perilesion"] = np.where(normal, weight, 0).astype(np.float32)
         fractions["wm"] = np.where(normal, 1.0 - weight, 0).astype(np.float32)
     else:

@@ -1,15 +1,15 @@
 """Lesion phenotypes at 5 mm PSF on a simulated cohort (tests/pvc/lesion_cohort.py), with and without
 the per-lesion partial-volume correction.
 
-Truth: every lesion's simulated phenotype, and the *definition* applied to the true DVR image (no PSF,
-no noise) with the same control threshold. The two can differ: the phantom's patients have NAWM +3-10 %
-and a perilesional increase of +0.05-0.10 BPND at the lesion edge (methods.md section 6), so the rim of
-a lesion simulated "inactive" may truly bind above the controls' 95th percentile; the definition then
-calls it rim-active whatever the resolution. Those lesions are counted and printed, not hidden.
+Acceptance (issue 4): >= 90 % of lesions >= 500 mm^3 classified as simulated. Asserted against the
+simulated labels; the definition applied to the true DVR image (no PSF, no noise) with the same control
+threshold is printed beside it, and the phantom is checked to agree with its own labels there.
 
-Acceptance (issue 4): >= 90 % of lesions >= 500 mm^3 classified as simulated. Measured here against the
-definition on the true image (what a perfect-resolution scanner would give), and printed against the
-simulated labels; the pipeline-level check against the simulated labels is tests/e2e/test_pvc.py.
+Cohort: 8 controls (the active-voxel threshold) and 6 patients with three lesions >= 500 mm^3 each. The
+phantom's WM BPND varies between participants (0.15-0.25, patients' NAWM +3-10 %, methods.md section 6):
+with only 3 controls the 95th percentile fell below some patients' whole NAWM, so the definition called
+every lesion of those patients rim-active, whatever its rim; 8 controls sample that spread. (Real studies
+have 10-20 controls.) The perilesional gradient lies outside the 2 mm rims (tspo_bids.simulate.phenotypes).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from scipy import ndimage
 import lesion_cohort as cohort
 from tspo_bids.pet.phenotypes import active_threshold, classify_lesions, lesion_statistics
 
-N_CONTROLS = 3
-N_PATIENTS = 4
+N_CONTROLS = 8
+N_PATIENTS = 6
 LARGE_MM3 = 500.0
 ACCEPTANCE = 0.90
 SIZE_BINS_MM3 = (27, 100, 500, np.inf)
@@ -74,7 +74,8 @@ def _agreement(table: pd.DataFrame, column: str, reference: str) -> pd.Series:
     return (table[column] == table[reference]).groupby(table["size"], observed=True).mean()
 
 
-def test_corrected_phenotypes_of_large_lesions_match_the_definition_on_the_true_image() -> None:
+def test_corrected_phenotypes_of_large_lesions_match_the_simulated_phenotypes() -> None:
+    """The acceptance bound, against the simulated labels (figures by size printed: ``pytest -s``)."""
     table = classified_cohort()
     print(table.to_string(index=False))
     for column in ("uncorrected", "corrected"):
@@ -83,8 +84,17 @@ def test_corrected_phenotypes_of_large_lesions_match_the_definition_on_the_true_
     print("\ntrue image vs simulated label (phantom ambiguity):\n"
           f"{_agreement(table, 'true_image', 'simulated').round(2)}")
     large = table[table["volume_mm3"] >= LARGE_MM3]
-    assert len(large) >= 10
+    assert len(large) >= 15
+    assert (large["corrected"] == large["simulated"]).mean() >= ACCEPTANCE
     assert (large["corrected"] == large["true_image"]).mean() >= ACCEPTANCE
+
+
+def test_phantom_phenotypes_follow_the_definition_on_the_true_image() -> None:
+    """The labels mean what the definition measures: on the true image (no PSF, no noise) every lesion of
+    at least 100 mm^3 gets its simulated phenotype."""
+    table = classified_cohort()
+    sizable = table[table["volume_mm3"] >= 100.0]
+    assert (sizable["true_image"] == sizable["simulated"]).all(), sizable.to_string()
 
 
 def test_large_rim_active_lesions_need_the_correction() -> None:

@@ -432,8 +432,8 @@ LESIONS_JSON = {
     "rim_BPND_tissue": {"Description": "BPND of the normal white matter in the lesion's rim (tspo_bids.pet.phenotypes."
                                        "lesion_core_and_rim, 2 mm, on the true lesion labels, WM = p_WM >= 0.5 "
                                        "outside cerebellum, vermis, thalamus, deep GM): rim-active, the rim tissue; "
-                                       "otherwise the volume-weighted mean of the perilesional WM (wm tissue plus "
-                                       "the perilesional increase decaying over 6 mm) in the rim"},
+                                       "otherwise the wm tissue (the perilesional gradient lies outside every "
+                                       "lesion's rim)"},
     "rim_DVR_tissue": {"Description": "rim_BPND_tissue + 1"},
     "rim_volume_mm3": {"Description": "volume of that rim in T1w space", "Units": "mm^3"},
     "core_DVR_perfect": {"Description": "perfect-pipeline DVR of the core: SRTM fit (as *_desc-truth_kinpar "
@@ -534,8 +534,8 @@ def _kinpar_sidecar(phantom: SessionPhantom, sidecar: dict[str, Any]) -> dict[st
                        "(BPND 0 by definition); CSF holds no tracer; thalamus and deepgm tissues are the GM+WM "
                        "inside the atlas thalamus / caudate-putamen-pallidum. Patients: perilesion is the WM "
                        "at a lesion's edge; normal WM at distance d (mm) from the nearest lesion voxel holds "
-                       "(1 - w) wm + w perilesion, w = max(0, 1 - d/6) (outside rim-active rims); each lesion's "
-                       "core and rim kinetics are in *_desc-truth_lesions.tsv (LesionPhenotypes).",
+                       "(1 - w) wm + w perilesion, w = max(0, 1 - d/6) outside every lesion's 2 mm rim (rim-active "
+                       "rims bind as their phenotype, the other rims are wm); each lesion's core and rim kinetics are in *_desc-truth_lesions.tsv (LesionPhenotypes).",
         "MSRegions": "nawm, lesion, perilesion03, perilesion36: tspo_bids.anat.ms_regions.define_ms_regions on the "
                      "true WM/GM probabilities and true lesion mask (voxels at least half lesion), true atlas "
                      "groups. BPND_tissue: nawm = wm tissue (farther than 6 mm from lesions); lesion and the "

@@ -105,10 +105,13 @@ def compartment_fractions(tissues: TissueMaps, n_lesions: int = 0,
                 rim = rims == index
                 fractions[rim_compartment(index)] = np.where(rim, white, 0.0)
                 in_active_rim |= rim
-        rest = np.where(in_active_rim, 0.0, white)
+        # the gradient lies outside every lesion's 2 mm rim: the rims of inactive and
+        # overall-active lesions are plain (normal-appearing) white matter
+        in_other_rim = (rims > 0) & ~in_active_rim
+        outside = np.where(rims > 0, 0.0, white)
         weight = perilesion_weight(lesion_distance_mm(labels > 0, voxel))
-        fractions["wm"] = rest * (1.0 - weight)
-        fractions["perilesion"] = rest * weight
+        fractions["wm"] = outside * (1.0 - weight) + np.where(in_other_rim, white, 0.0)
+        fractions["perilesion"] = outside * weight
     return {name: f.astype(np.float32) for name, f in fractions.items()}
 
 

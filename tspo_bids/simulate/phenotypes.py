@@ -6,9 +6,9 @@ Polvinen et al. 2023; methods.md sections 4 and 6) with known SRTM kinetics:
 ==============  =================================  ============================================
 phenotype       core (the lesion's own tissue)     rim (normal WM within 2 mm outside the lesion)
 ==============  =================================  ============================================
-inactive        BPND 0-0.15                        no rim binding (perilesional gradient only)
+inactive        BPND 0-0.15                        none: the rim is normal-appearing WM
 rim-active      BPND 0.05-0.15 (~0.1)              BPND 0.3-0.5, R1 of the participant's WM
-overall-active  BPND 0.5-1.0 (homogeneous)         no rim binding (perilesional gradient only)
+overall-active  BPND 0.5-1.0 (homogeneous)         none: the rim is normal-appearing WM
 ==============  =================================  ============================================
 
 Core R1 is drawn from the ``lesion`` range of :data:`tspo_bids.simulate.protocols.TISSUE_RANGES`;
@@ -20,12 +20,17 @@ applied to the true lesion labels (``TissueMaps.lesion_index_map``: voxels at le
 with the white matter of :func:`rim_wm_mask` (cerebral WM, ``p_WM >= 0.5``): a rim voxel is
 assigned to its nearest lesion, and its normal white matter binds as that lesion's rim.
 
-Perilesional gradient: outside the rims of rim-active lesions, the normal white matter at
+Perilesional gradient: outside the 2 mm rims of all lesions, the normal white matter at
 distance ``d`` (mm, centre to centre, to the nearest true lesion voxel) is a mixture of the
 ``wm`` tissue and the ``perilesion`` tissue (``wm`` BPND plus the increase) with weight
 :func:`perilesion_weight` ``w(d) = max(0, 1 - d / 6 mm)`` for ``d > 0``; the voxel therefore
-holds a DVR ``DVR_wm + w(d) * increase``, decaying linearly from the lesion edge to 6 mm.
+holds a DVR ``DVR_wm + w(d) * increase``, decaying linearly to 0 at 6 mm from the lesion edge.
 Two compartments give a continuous gradient because the PET is linear in the fractions.
+Inside the 2 mm rims the gradient is absent for every phenotype: a rim-active rim binds as its
+phenotype says, and the rim of an inactive or overall-active lesion is normal-appearing WM.
+Otherwise the rims of lesions simulated "inactive" would bind up to ``NAWM + 0.1`` BPND, within
+the rim-active range, and the phenotype definition (rim above the controls' threshold) would
+call them rim-active on the true image: the labels would contradict the simulated binding.
 """
 
 from __future__ import annotations
