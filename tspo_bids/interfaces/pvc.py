@@ -100,7 +100,8 @@ class PartialVolumeCorrect(SimpleInterface):
         )
         model = PetGridModel(tuple(self.inputs.fwhm_mm), pet_img.shape[:3], pet_img.affine,
                              pet_ref.shape[:3], pet_ref.affine, load_matrix(self.inputs.matrix_file))
-        gtm = compartment_gtm(series, compartments, brain, lambda x: model.to_t1w_grid(model.to_pet_grid(x)))
+        # the model itself (not a lambda): its project_box forward-projects lesion compartments in their boxes
+        gtm = compartment_gtm(series, compartments, brain, model)
         weights = region_weights(masks, compartments)
 
         meta = self.inputs.metadata

@@ -21,14 +21,17 @@ average a homogeneously active lesion with an inactive one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
 from tspo_bids.anat.regions import REFERENCE_REGION, AtlasGroups
 from tspo_bids.pet.phenotypes import CoreRim
+from tspo_bids.pvc.forward import Box
 
 #: Compartments by tissue type: GM-like regions report their GM compartment, WM-like their WM
 #: compartments, mixed regions all tissue compartments inside them.
@@ -72,7 +75,118 @@ def parent_compartment(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
+#: A compartment's fraction map (and its spread function) is stored, and forward-projected, in its
+#: bounding box when that box holds at most this share of the grid's voxels (lesions' cores and
+#: rims, thalamus, deep GM); larger ones are kept on the full grid.
+CROP_MAX_SHARE = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class BoxedMap:
+    """An image on a 3D grid held only inside a box: zero outside it.
+
+    Attributes
+    ----------
+    values : ndarray
+        The image inside ``box`` (shape of the box).
+    box : tuple of slice
+        ``slice(start, stop)`` per axis; the whole grid for maps that are not cropped.
+    shape : tuple of int
+        The grid's shape.
+    """
+
+    values: NDArray[np.floating]
+    box: Box
+    shape: tuple[int, int, int]
+
+    def __post_init__(self) -> None:
+        box = tuple(slice(int(s.start), int(s.stop)) for s in self.box)
+        object.__setattr__(self, "box", box)
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+        if tuple(s.stop - s.start for s in box) != np.shape(self.values) or any(
+                s.start < 0 or s.stop > n for s, n in zip(box, self.shape)):
+            raise ValueError(f"values of shape {np.shape(self.values)} do not fit box {box} of grid {self.shape}")
+
+    @property
+    def is_full_grid(self) -> bool:
+        """True when the box is the whole grid (``values`` is then the full image)."""
+        return np.shape(self.values) == self.shape
+
+    def full(self) -> NDArray[np.floating]:
+        """The image on the whole grid (a new array unless the map is full-grid)."""
+        if self.is_full_grid:
+            return self.values
+        image = np.zeros(self.shape, self.values.dtype)
+        image[self.box] = self.values
+        return image
+
+
+def support_box(image: NDArray) -> Box | None:
+    """Bounding box of the non-zero voxels of a 3D image (None if it is all zero)."""
+    nonzero = np.asarray(image) != 0
+    box = []
+    for axis in range(3):
+        hits = np.flatnonzero(np.any(nonzero, axis=tuple(a for a in range(3) if a != axis)))
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)  # type: ignore[return-value]
+
+
+def boxed_map(image: NDArray, max_share: float = CROP_MAX_SHARE) -> BoxedMap:
+    """Store an image in the bounding box of its non-zero voxels if that box holds at most
+    ``max_share`` of the grid (a copy of the box), else as it is (no copy)."""
+    image = np.asarray(image)
+    shape = image.shape
+    box = support_box(image)
+    if box is None:
+        box = (slice(0, 0), slice(0, 0), slice(0, 0))
+    if np.prod([s.stop - s.start for s in box]) > max_share * image.size:
+        return BoxedMap(image, (slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2])), shape)
+    return BoxedMap(image[box].copy(), box, shape)
+
+
+class FullGridMaps(Sequence[NDArray[np.floating]]):
+    """Read-only sequence of :class:`BoxedMap`: item ``i`` is map ``i`` on the full grid.
+
+    Cropped maps are expanded on access, one at a time (``sum(maps)`` holds one full image besides
+    the sum); the numerics use :attr:`boxed` and never expand them.
+    """
+
+    def __init__(self, maps: Sequence[BoxedMap]) -> None:
+        self._maps = tuple(maps)
+
+    @property
+    def boxed(self) -> tuple[BoxedMap, ...]:
+        """The maps as stored."""
+        return self._maps
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    @overload
+    def __getitem__(self, index: int) -> NDArray[np.floating]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> FullGridMaps: ...
+
+    def __getitem__(self, index: int | slice) -> NDArray[np.floating] | FullGridMaps:
+        if isinstance(index, slice):
+            return FullGridMaps(self._maps[index])
+        return self._maps[index].full()
+
+    def nbytes(self) -> int:
+        """Bytes held by the stored maps."""
+        return sum(m.values.nbytes for m in self._maps)
+
+
+def _as_boxed(maps: Sequence[NDArray] | FullGridMaps) -> tuple[BoxedMap, ...]:
+    if isinstance(maps, FullGridMaps):
+        return maps.boxed
+    return tuple(m if isinstance(m, BoxedMap) else boxed_map(m) for m in maps)
+
+
+@dataclass(frozen=True, eq=False)
 class Compartments:
     """Fraction maps of the tissue compartments on the T1w grid.
 
@@ -80,22 +194,58 @@ class Compartments:
     ----------
     names : tuple of str
         Compartment names; ``"csf"`` last.
-    fractions : tuple of ndarray
-        One fraction map per compartment (float32, 0-1); they sum to 1 inside the brain.
+    fractions : FullGridMaps
+        One fraction map per compartment (0-1; float32 from :func:`tissue_compartments`); they sum
+        to 1 inside the brain. Given as full-grid arrays or :class:`BoxedMap`; maps whose support
+        is small (:data:`CROP_MAX_SHARE`) are held in their bounding box, and ``fractions[i]``
+        returns the full-grid map.
     """
 
     names: tuple[str, ...]
-    fractions: tuple[NDArray[np.float32], ...]
+    fractions: FullGridMaps
+
+    def __post_init__(self) -> None:
+        maps = _as_boxed(self.fractions)
+        object.__setattr__(self, "names", tuple(self.names))
+        if len(maps) != len(self.names):
+            raise ValueError(f"{len(self.names)} compartment names but {len(maps)} fraction maps")
+        if len({m.shape for m in maps}) > 1:
+            raise ValueError("fraction maps on different grids")
+        object.__setattr__(self, "fractions", FullGridMaps(maps))
+
+    @property
+    def boxed(self) -> tuple[BoxedMap, ...]:
+        """The fraction maps as stored (cropped or full-grid)."""
+        return self.fractions.boxed
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The T1w grid's shape."""
+        return self.boxed[0].shape
 
     def dominant_labels(self, brain_mask: NDArray[np.bool_]) -> NDArray[np.int32]:
         """Label image (1-based, compartment order) of the compartment with the largest fraction
-        (the first one on ties; a running maximum: no stack of all fraction maps in memory)."""
+        (the first one on ties; a running maximum: no stack of all fraction maps in memory).
+
+        A cropped map is compared inside its box only; outside it its fraction is 0, which can win
+        only voxels where every earlier map is negative (or none came before): those are updated
+        on the full grid, so the result is that of the full-grid maps.
+        """
         best = np.full(np.shape(brain_mask), -np.inf, np.float32)
         labels = np.zeros(np.shape(brain_mask), np.int32)
-        for index, fraction in enumerate(self.fractions, start=1):
-            larger = fraction > best
-            best[larger] = fraction[larger]
-            labels[larger] = index
+        below_zero = best.size  # voxels where best < 0 (0 would win them)
+        for index, fraction in enumerate(self.boxed, start=1):
+            if not fraction.is_full_grid and below_zero:
+                outside = best < 0
+                outside[fraction.box] = False
+                best[outside] = 0.0
+                labels[outside] = index
+            region_best, region_labels = best[fraction.box], labels[fraction.box]
+            larger = fraction.values > region_best
+            region_best[larger] = fraction.values[larger]
+            region_labels[larger] = index
+            if below_zero:
+                below_zero = int(np.count_nonzero(best < 0))
         return np.where(brain_mask, labels, 0).astype(np.int32)
 
 
@@ -140,30 +290,54 @@ def tissue_compartments(
     cerebral = brain & ~(cerebellum | vermis | thalamus | deepgm)
 
     unassigned_wm = cerebral.copy()
+    lesion_maps = _lesion_maps(lesion_rims, wm, unassigned_wm) if lesion_rims is not None else {}
     wm_zones: dict[str, NDArray[np.bool_]] = {}
-    if lesion_rims is not None:
-        for part, labels in (("core", lesion_rims.core_labels), ("rim", lesion_rims.rim_labels)):
-            for lesion_id in lesion_rims.lesion_ids:
-                zone = (labels == lesion_id) & unassigned_wm
-                wm_zones[lesion_compartment_name(lesion_id, part)] = zone
-                unassigned_wm &= ~zone
     for name in WM_COMPARTMENTS[:-1]:
         mask = np.asarray((ms_masks or {}).get(name, np.zeros_like(brain)), bool) & unassigned_wm
         wm_zones[name] = mask
         unassigned_wm &= ~mask
     wm_zones["nawm"] = unassigned_wm
 
-    maps: dict[str, NDArray[np.float32]] = {
+    maps: dict[str, NDArray[np.float32] | BoxedMap] = {
         "cortexgm": gm * cerebral,
         REFERENCE_REGION: gm * cerebellum,
         "thalamus": (gm + wm) * thalamus,
         "deepgm": (gm + wm) * deepgm,
+        **lesion_maps,
         **{name: wm * zone for name, zone in wm_zones.items()},
         "othertissue": wm * cerebellum + (gm + wm) * vermis,
         CSF_COMPARTMENT: csf,
     }
-    kept = [(name, m.astype(np.float32)) for name, m in maps.items() if float(m.sum()) > 0]
+    kept = [(name, m if isinstance(m, BoxedMap) else boxed_map(m.astype(np.float32, copy=False)))
+            for name, m in maps.items()]
+    kept = [(name, m) for name, m in kept if float(m.values.sum()) > 0]
     return Compartments(tuple(n for n, _ in kept), tuple(m for _, m in kept))
+
+
+def _lesion_maps(lesion_rims: CoreRim, wm: NDArray[np.float32],
+                 unassigned_wm: NDArray[np.bool_]) -> dict[str, BoxedMap]:
+    """WM fraction of every lesion's core, then of every rim, each in its bounding box.
+
+    Each zone is carved out of ``unassigned_wm`` (updated in place) in that order, inside the
+    bounding box of the lesion's label only: the cost and memory scale with the lesions' boxes.
+    """
+    shape = wm.shape
+    ids = [int(i) for i in lesion_rims.lesion_ids]
+    maps: dict[str, BoxedMap] = {}
+    empty = _tightened(np.zeros((0, 0, 0), np.float32), (slice(0, 0),) * 3, shape)  # type: ignore[arg-type]
+    for part, labels in (("core", lesion_rims.core_labels), ("rim", lesion_rims.rim_labels)):
+        labels = np.asarray(labels)
+        boxes = ndimage.find_objects(labels.astype(np.int32, copy=False), max_label=max(ids, default=0))
+        for lesion_id in ids:
+            name = lesion_compartment_name(lesion_id, part)
+            box = boxes[lesion_id - 1] if 0 < lesion_id <= len(boxes) else None
+            if box is None:
+                maps[name] = empty
+                continue
+            zone = (labels[box] == lesion_id) & unassigned_wm[box]
+            unassigned_wm[box] &= ~zone
+            maps[name] = _tightened(wm[box] * zone, box, shape)
+    return maps
 
 
 def _observation_counts(labels: NDArray[np.int64], names: tuple[str, ...]) -> NDArray[np.float64]:
@@ -175,20 +349,70 @@ def _observation_counts(labels: NDArray[np.int64], names: tuple[str, ...]) -> ND
 
 
 def _matrix_from_spread(
-    spread: tuple[NDArray, ...], labels: NDArray[np.int64], counts: NDArray[np.float64]
+    spread: Sequence[BoxedMap], labels: NDArray[np.int64], counts: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """``G[i, j]`` = mean of compartment j's spread function over observation region i."""
+    """``G[i, j]`` = mean of compartment j's spread function over observation region i.
+
+    ``labels`` is the observation label image (3D); each spread function is summed inside its own
+    box only (it is zero outside), in the same voxel order as a full-grid sum.
+    """
     n = counts.size
     matrix = np.empty((n, n))
     for j, rsf in enumerate(spread):
-        matrix[:, j] = np.bincount(labels, weights=np.asarray(rsf, float).ravel(), minlength=n + 1)[1:] / counts
+        sums = np.bincount(labels[rsf.box].ravel(), weights=np.asarray(rsf.values, float).ravel(), minlength=n + 1)
+        matrix[:, j] = sums[1 : n + 1] / counts
     return matrix
+
+
+def _tightened(values: NDArray, box: Box, shape: tuple[int, int, int]) -> BoxedMap:
+    """A boxed image cut down to the bounding box of its non-zero voxels."""
+    tight = support_box(values) if values.size else None
+    if tight is None:
+        return BoxedMap(values[:0, :0, :0], (slice(0, 0), slice(0, 0), slice(0, 0)), shape)
+    place = tuple(slice(b.start + t.start, b.start + t.stop) for b, t in zip(box, tight))
+    return BoxedMap(values[tight].copy(), place, shape)  # type: ignore[arg-type]
+
+
+def spread_functions(
+    compartments: Compartments,
+    forward: Callable[[NDArray[np.floating]], NDArray[np.floating]],
+    dtype: type[np.floating] | None = None,
+) -> tuple[BoxedMap, ...]:
+    """Every compartment's spread function ``forward(fraction)`` on the T1w grid, each in its own box.
+
+    A cropped fraction map goes through ``forward.project_box(values, box)`` when the forward model
+    offers it (:meth:`tspo_bids.pvc.forward.PetGridModel.project_box`: cost and memory scale with
+    the box); otherwise through ``forward`` on the full grid, one map at a time. Each result is
+    kept in the bounding box of its non-zero voxels when that is small (:func:`boxed_map`).
+
+    Parameters
+    ----------
+    compartments : Compartments
+    forward : callable
+        Linear measurement model on T1w-grid images (PSF blur, PET voxelisation, resampling back).
+    dtype : floating type, optional
+        Type the spread functions are stored in (default: what ``forward`` returns).
+    """
+    project = getattr(forward, "project_box", None)
+    spread = []
+    for fraction in compartments.boxed:
+        if project is not None and not fraction.is_full_grid:
+            values, box = project(fraction.values, fraction.box)
+            values = np.asarray(values, dtype) if dtype is not None else np.asarray(values)
+            result = _tightened(values, box, fraction.shape)
+        else:
+            image = np.asarray(forward(fraction.full()))
+            if image.shape != fraction.shape:
+                raise ValueError(f"forward returned shape {image.shape}, expected {fraction.shape}")
+            result = boxed_map(image.astype(dtype, copy=False) if dtype is not None else image)
+        spread.append(result)
+    return tuple(spread)
 
 
 def compartment_gtm_matrix(
     compartments: Compartments,
     observation_labels: NDArray[np.int32],
-    forward: Callable[[NDArray[np.float32]], NDArray[np.floating]],
+    forward: Callable[[NDArray[np.floating]], NDArray[np.floating]],
 ) -> NDArray[np.float64]:
     """GTM matrix ``G[i, j]``: mean of ``forward(fraction_j)`` over observation region ``i``.
 
@@ -199,11 +423,12 @@ def compartment_gtm_matrix(
         Observation regions (1..N; 0 ignored), N = number of compartments.
     forward : callable
         Maps a T1w-grid image to what the pipeline measures on the T1w grid (PSF blur, PET
-        voxelisation, resampling back), e.g. ``PetGridModel.to_t1w_grid(model.to_pet_grid(x))``.
+        voxelisation, resampling back), e.g. a :class:`tspo_bids.pvc.forward.PetGridModel`
+        (whose ``project_box`` forward-projects cropped compartments near their support only).
     """
-    labels = np.asarray(observation_labels).ravel()
-    counts = _observation_counts(labels, compartments.names)
-    return _matrix_from_spread(tuple(forward(f) for f in compartments.fractions), labels, counts)
+    labels = np.asarray(observation_labels)
+    counts = _observation_counts(labels.ravel(), compartments.names)
+    return _matrix_from_spread(spread_functions(compartments, forward), labels.reshape(compartments.shape), counts)
 
 
 def region_weights(
@@ -226,10 +451,10 @@ def region_weights(
         mask = np.asarray(mask, bool)
         wanted = REGION_COMPARTMENTS.get(region)
         w = np.zeros(len(compartments.names))
-        for j, (name, fraction) in enumerate(zip(compartments.names, compartments.fractions)):
+        for j, (name, fraction) in enumerate(zip(compartments.names, compartments.boxed)):
             if name == CSF_COMPARTMENT or (wanted is not None and parent_compartment(name) not in wanted):
                 continue
-            w[j] = float(fraction[mask].sum())
+            w[j] = float(fraction.values[mask[fraction.box]].sum())
         total = w.sum()
         weights[region] = w / total if total > 0 else w
     return weights
@@ -246,14 +471,15 @@ class CompartmentGTM:
     matrix : ndarray, shape (n_compartments, n_compartments)
         The geometric transfer matrix.
     condition_number : float
-    spread : tuple of ndarray
-        Each compartment's spread function on the T1w grid (``forward(fraction)``), kept for RBV.
+    spread : FullGridMaps
+        Each compartment's spread function on the T1w grid (``forward(fraction)``, float32), kept
+        for RBV; held in its own box (``spread.boxed``), ``spread[j]`` is the full-grid map.
     """
 
     activities: NDArray[np.float64]
     matrix: NDArray[np.float64]
     condition_number: float
-    spread: tuple[NDArray[np.float32], ...]
+    spread: FullGridMaps
 
 
 def compartment_gtm(
@@ -269,16 +495,17 @@ def compartment_gtm(
     """
     from tspo_bids.pvc.gtm import gtm_correct
 
-    flat_labels = compartments.dominant_labels(np.asarray(brain_mask, bool)).ravel()
+    labels = compartments.dominant_labels(np.asarray(brain_mask, bool))
+    flat_labels = labels.ravel()
     n = len(compartments.names)
     counts = _observation_counts(flat_labels, compartments.names)
-    spread = tuple(np.asarray(forward(f), np.float32) for f in compartments.fractions)
-    matrix = _matrix_from_spread(spread, flat_labels, counts)
+    spread = spread_functions(compartments, forward, np.float32)
+    matrix = _matrix_from_spread(spread, labels, counts)
     frames = np.asarray(series, np.float32).reshape(-1, series.shape[-1])
     inside = flat_labels > 0
     observed = np.stack([np.bincount(flat_labels[inside], weights=frames[inside, t], minlength=n + 1)[1:]
                          for t in range(frames.shape[1])], axis=1) / counts[:, None]
-    return CompartmentGTM(gtm_correct(observed, matrix), matrix, float(np.linalg.cond(matrix)), spread)
+    return CompartmentGTM(gtm_correct(observed, matrix), matrix, float(np.linalg.cond(matrix)), FullGridMaps(spread))
 
 
 def compartment_rbv(
@@ -312,16 +539,48 @@ def compartment_rbv(
         raise ValueError(f"numerator must be 'dominant' or 'mixture', got {numerator!r}")
     brain = np.asarray(brain_mask, bool)
     corrected = np.zeros(series.shape, np.float32)
-    fractions = np.stack([f[brain] for f in compartments.fractions])  # (n_comp, n_voxels)
-    spread = np.stack([s[brain] for s in gtm.spread])
+    position = np.full(brain.shape, -1, np.int64)  # voxel -> its index among the brain voxels
+    position[brain] = np.arange(int(np.count_nonzero(brain)))
+    spread = _BrainVoxelMaps(gtm.spread.boxed, position)
+    fractions = _BrainVoxelMaps(compartments.boxed, position) if numerator == "mixture" else None
     own = compartments.dominant_labels(brain)[brain] - 1
     for t in range(series.shape[-1]):
         activity = gtm.activities[:, t]
-        wanted = activity[own] if numerator == "dominant" else activity @ fractions
-        blurred = activity @ spread
+        wanted = fractions.combine(activity) if fractions is not None else activity[own]
+        blurred = spread.combine(activity)
         pet = np.asarray(series[..., t], np.float32)[brain]
-        valid = np.abs(blurred) > eps * max(float(np.max(np.abs(blurred))), 1e-30)
+        valid = np.abs(blurred) > eps * max(float(np.max(np.abs(blurred), initial=0.0)), 1e-30)
         frame = np.zeros(brain.shape, np.float32)
         frame[brain] = np.where(valid, pet * wanted / np.where(valid, blurred, 1.0), 0.0)
         corrected[..., t] = frame
     return corrected
+
+
+class _BrainVoxelMaps:
+    """Maps restricted to the brain voxels, for ``sum_j a_j map_j`` image after image.
+
+    Full-grid maps are stacked ``(n_full, n_brain)`` (float64, one matrix product per image);
+    cropped maps keep only their brain voxels and where those are.
+    """
+
+    def __init__(self, maps: Sequence[BoxedMap], position: NDArray[np.int64]) -> None:
+        self.n_voxels = int(np.count_nonzero(position >= 0))
+        self.full_rows = [j for j, m in enumerate(maps) if m.is_full_grid]
+        inside = position >= 0
+        self.stack = np.empty((len(self.full_rows), self.n_voxels))
+        for row, j in enumerate(self.full_rows):
+            self.stack[row] = maps[j].values[inside]
+        self.cropped: list[tuple[int, NDArray[np.int64], NDArray[np.float64]]] = []
+        for j, m in enumerate(maps):
+            if m.is_full_grid:
+                continue
+            where = position[m.box]
+            kept = where >= 0
+            self.cropped.append((j, where[kept], np.asarray(m.values[kept], float)))
+
+    def combine(self, weights: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``sum_j weights[j] * map_j`` on the brain voxels (float64)."""
+        total = weights[self.full_rows] @ self.stack if self.full_rows else np.zeros(self.n_voxels)
+        for j, where, values in self.cropped:
+            total[where] += weights[j] * values
+        return total
