@@ -139,13 +139,14 @@ def _reference_full_grid(comp, brain, model, series):
     activities = gtm_correct(observed, matrix)
     own = labels[brain.ravel()] - 1
     on_brain = spread[:, brain]
-    rbv = np.zeros(series.shape, np.float32)
+    rbv = {"dominant": np.zeros(series.shape, np.float32), "mixture": np.zeros(series.shape, np.float32)}
     for t in range(series.shape[-1]):
         blurred = activities[:, t] @ on_brain
         valid = np.abs(blurred) > 1e-3 * np.max(np.abs(blurred))
-        frame = np.zeros(brain.shape, np.float32)
-        frame[brain] = np.where(valid, series[..., t][brain] * activities[own, t] / np.where(valid, blurred, 1), 0)
-        rbv[..., t] = frame
+        for numerator, wanted in (("dominant", activities[own, t]), ("mixture", activities[:, t] @ fractions[:, brain])):
+            frame = np.zeros(brain.shape, np.float32)
+            frame[brain] = np.where(valid, series[..., t][brain] * wanted / np.where(valid, blurred, 1), 0)
+            rbv[numerator][..., t] = frame
     return labels.reshape(brain.shape), matrix, activities, rbv, spread
 
 
@@ -182,8 +183,10 @@ def test_cropped_gtm_and_rbv_equal_the_full_grid_computation(head, sample_order)
             assert s.start >= f.start - r and s.stop <= f.stop + r
     for j in lesions[:6] + lesions[-6:]:
         np.testing.assert_allclose(result.spread[j], spread[j], rtol=0, atol=RTOL * np.max(spread[j]))
-    corrected = compartment_rbv(series, comp, result, brain)
-    np.testing.assert_allclose(corrected, rbv, rtol=RTOL, atol=RTOL * 1e-3 * np.max(np.abs(rbv)))
+    for numerator in ("dominant", "mixture"):
+        corrected = compartment_rbv(series, comp, result, brain, numerator=numerator)
+        expected = rbv[numerator]
+        np.testing.assert_allclose(corrected, expected, rtol=RTOL, atol=RTOL * 1e-3 * np.max(np.abs(expected)))
 
 
 def test_generic_forward_keeps_spread_functions_in_their_support(head):

@@ -17,6 +17,15 @@ With lesion labels, every lesion's core and its rim (the WM shell of :func:`tspo
 lesion_core_and_rim`, 2 mm) are compartments of their own (``lesion-<i>-core``, ``lesion-<i>-rim``):
 lesion phenotypes compare a lesion's core with its rim, and a single "lesion" compartment would
 average a homogeneously active lesion with an inactive one.
+
+Memory and time scale with the compartments' supports, not their number times the grid: a
+compartment whose bounding box holds at most :data:`CROP_MAX_SHARE` of the grid (every lesion core
+and rim; thalamus, deep GM) is stored as a :class:`BoxedMap` (its bounding box only), and its
+spread function is computed near that box (:meth:`tspo_bids.pvc.forward.PetGridModel.project_box`:
+the box grown by the PSF kernel radius and the spline margin, then the PET voxels' trilinear
+footprint) and stored in its own box. The results equal those of full-grid maps (exactly for
+trilinear PET sampling, to ~1e-11 relative for cubic; tests/pvc/test_compartment_crop.py).
+``Compartments.fractions[j]`` and ``CompartmentGTM.spread[j]`` still give full-grid maps.
 """
 
 from __future__ import annotations
@@ -175,6 +184,7 @@ class FullGridMaps(Sequence[NDArray[np.floating]]):
             return FullGridMaps(self._maps[index])
         return self._maps[index].full()
 
+    @property
     def nbytes(self) -> int:
         """Bytes held by the stored maps."""
         return sum(m.values.nbytes for m in self._maps)
@@ -530,6 +540,8 @@ def compartment_rbv(
     so maps and GTM agree region by region.
 
     Outside the brain, or where ``forward S`` is below ``eps`` times its maximum, the voxel is 0.
+    The sums over compartments run over each cropped map's box only (brain voxels): besides the
+    series and the result, memory holds one float64 row per full-grid compartment and brain voxel.
 
     Returns
     -------
