@@ -551,8 +551,8 @@ def compartment_rbv(
         raise ValueError(f"numerator must be 'dominant' or 'mixture', got {numerator!r}")
     brain = np.asarray(brain_mask, bool)
     corrected = np.zeros(series.shape, np.float32)
-    position = np.full(brain.shape, -1, np.int64)  # voxel -> its index among the brain voxels
-    position[brain] = np.arange(int(np.count_nonzero(brain)))
+    position = np.full(brain.shape, -1, np.int32)  # voxel -> its index among the brain voxels
+    position[brain] = np.arange(int(np.count_nonzero(brain)), dtype=np.int32)
     spread = _BrainVoxelMaps(gtm.spread.boxed, position)
     fractions = _BrainVoxelMaps(compartments.boxed, position) if numerator == "mixture" else None
     own = compartments.dominant_labels(brain)[brain] - 1
@@ -572,27 +572,28 @@ class _BrainVoxelMaps:
     """Maps restricted to the brain voxels, for ``sum_j a_j map_j`` image after image.
 
     Full-grid maps are stacked ``(n_full, n_brain)`` (float64, one matrix product per image);
-    cropped maps keep only their brain voxels and where those are.
+    cropped maps keep only their brain voxels (their own type) and where those are (int32: 8 bytes
+    per voxel of a float32 map).
     """
 
-    def __init__(self, maps: Sequence[BoxedMap], position: NDArray[np.int64]) -> None:
+    def __init__(self, maps: Sequence[BoxedMap], position: NDArray[np.int32]) -> None:
         self.n_voxels = int(np.count_nonzero(position >= 0))
         self.full_rows = [j for j, m in enumerate(maps) if m.is_full_grid]
         inside = position >= 0
         self.stack = np.empty((len(self.full_rows), self.n_voxels))
         for row, j in enumerate(self.full_rows):
             self.stack[row] = maps[j].values[inside]
-        self.cropped: list[tuple[int, NDArray[np.int64], NDArray[np.float64]]] = []
+        self.cropped: list[tuple[int, NDArray[np.int32], NDArray[np.floating]]] = []
         for j, m in enumerate(maps):
             if m.is_full_grid:
                 continue
             where = position[m.box]
             kept = where >= 0
-            self.cropped.append((j, where[kept], np.asarray(m.values[kept], float)))
+            self.cropped.append((j, where[kept], m.values[kept]))
 
     def combine(self, weights: NDArray[np.float64]) -> NDArray[np.float64]:
         """``sum_j weights[j] * map_j`` on the brain voxels (float64)."""
         total = weights[self.full_rows] @ self.stack if self.full_rows else np.zeros(self.n_voxels)
         for j, where, values in self.cropped:
-            total[where] += weights[j] * values
+            total[where] += float(weights[j]) * values.astype(np.float64)
         return total
