@@ -293,7 +293,8 @@ def _read_crash(path: Path) -> _Crash:
         if line.startswith("Node: "):
             node = line.removeprefix("Node: ").strip()
             break
-    last = [line.strip() for line in lines if line.strip()]
+    trailer = next((i for i, line in enumerate(lines) if line.startswith("When creating this crashfile")), len(lines))
+    last = [line.strip() for line in lines[:trailer] if line.strip()]  # without Nipype's "no results file" note
     if last:
         reason = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+:)", "", last[-1])  # "pkg.mod.Error: x" -> "Error: x"
     return _Crash(node, reason[:300], path)
@@ -335,8 +336,13 @@ def run_workflow(workflow: Any, settings: Settings) -> None:
         "crashdump_dir": str(crash_dir), "stop_on_first_crash": settings.stop_on_first_crash})
     LOGGER.log(PROGRESS, "running %s with %s %s (work directory %s)", workflow.name, plugin, plugin_args,
                settings.work_dir)
+    from tspo_bids.cli.plugin import GuardedMultiProcPlugin
+
     try:
-        workflow.run(plugin=plugin, plugin_args=plugin_args)
+        if plugin == "MultiProc":  # the same, but a worker killed (out of memory) fails its node instead of hanging
+            workflow.run(plugin=GuardedMultiProcPlugin(plugin_args=plugin_args))
+        else:
+            workflow.run(plugin=plugin, plugin_args=plugin_args)
     except RuntimeError as error:
         if crash_dir.is_dir() and any(crash_dir.glob(f"{_CRASH_PREFIX}*")):
             raise WorkflowError(workflow_failure_message(crash_dir)) from error
