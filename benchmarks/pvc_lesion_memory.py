@@ -19,6 +19,21 @@ Run (about 1-2 min per lesion count after the change; needs ~4 GB)::
 Before/after: ``--code DIR`` runs the cases with the ``tspo_bids`` package found in ``DIR``
 (e.g. the full-grid version, extracted with ``git archive <commit> tspo_bids | tar -x -C DIR``);
 the public API the script uses is the same in both.
+
+Measured (2 cores, shared with other jobs; 37 frames; times vary by ~+-20 %)::
+
+    lesions compartments | cropped (now)                 | full-grid (before, 1723208^)
+                         | maps MiB  total s  peak GiB   | maps MiB  total s  peak GiB
+          0            7 |      101     17.8      3.72   |      616     34.4      4.26
+         10           29 |      134     20.8      3.90   |     2552     69.8      6.74
+         30           69 |      173     24.3      4.01   |     6072    149.0     11.05
+         50          109 |      203     26.7      4.10   |     9592    236.6     15.35
+
+("maps": fraction maps + spread functions held; GTM activities and RBV agree, see the checksums.)
+The node's ``mem_gb`` (tspo_bids/workflows/pvc.py) is 5.0: the 4.10 GiB peak at 50 lesions, plus
+~5 MiB per further lesion (0.25 GiB for 100), plus ~0.5 GiB for NIfTI reading and writing, which
+this script leaves out. Most of it is the 4D series and the RBV output (2 x frames x grid x 4
+bytes: 3.4 GiB here), so it scales with the grid and the number of frames, not with the lesions.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def init_pvc_wf(
         "tacs_file", "report_file", "kinpar_files", "model_names", "map_files", "models", "measures"]),
         name="outputnode")
     correct = pe.Node(PartialVolumeCorrect(metadata=metadata, method=method, fwhm_mm=tuple(fwhm_mm)),
-                      name="partial_volume_correct", mem_gb=4.0)
+                      name="partial_volume_correct", mem_gb=5.0)  # benchmarks/pvc_lesion_memory.py
     fit = pe.Node(FitRegionalModels(metadata=metadata, reference_region=reference_region, models=list(models)),
                   name="pvc_regional_models")
     if t_star_min is not None:
