@@ -97,3 +97,40 @@ def test_guarded_plugin_runs_a_healthy_workflow(tmp_path, n_procs):
     assert not crash_dir.exists() or not any(crash_dir.iterdir())
     assert _result_of(tmp_path, "downstream").is_file()
     assert _result_of(tmp_path, "independent").is_file()
+
+
+def test_a_task_whose_broken_pool_never_completes_it_fails():
+    """The CPython race (a pool marked broken drops a just-submitted task without completing its future)."""
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from tspo_bids.cli.plugin import GuardedMultiProcPlugin
+
+    plugin = GuardedMultiProcPlugin(plugin_args={"n_procs": 1})
+    try:
+        plugin._task_obj[7] = Future()  # never completed
+        plugin._task_pool[7] = SimpleNamespace(_broken="A child process terminated abruptly")
+        plugin._task_obj[8] = Future()  # pending in a healthy pool: no result yet
+        plugin._task_pool[8] = SimpleNamespace(_broken=False)
+        assert plugin._get_result(8) is None
+        result = plugin._get_result(7)
+        assert result["traceback"][0].startswith("WorkerDied: the worker process running this node died")
+        plugin._clear_task(7)
+        assert 7 not in plugin._task_pool
+    finally:
+        plugin.pool.shutdown()
+
+
+def test_other_delivery_errors_are_named_as_they_are():
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from tspo_bids.cli.plugin import failed_result
+
+    future = Future()
+    future.set_exception(TypeError("cannot pickle '_thread.lock' object"))
+    try:
+        future.result()
+    except TypeError as error:
+        assert failed_result(3, error)["traceback"] == ["TypeError: cannot pickle '_thread.lock' object\n"]
+    assert failed_result(3, BrokenProcessPool("x"))["traceback"][0].startswith("WorkerDied: ")

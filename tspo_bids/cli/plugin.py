@@ -31,6 +31,10 @@ class GuardedMultiProcPlugin(MultiProcPlugin):
     are those of MultiProc (``n_procs``, ``memory_gb``, ``raise_insufficient``, ``mp_context``, ...).
     """
 
+    def __init__(self, plugin_args: dict | None = None) -> None:
+        super().__init__(plugin_args=plugin_args)
+        self._task_pool: dict[int, ProcessPoolExecutor] = {}  # the pool each unfinished task went to
+
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.processors, initializer=process_initializer,
                                    initargs=(self._cwd,),
@@ -48,14 +52,44 @@ class GuardedMultiProcPlugin(MultiProcPlugin):
             self.pool = self._new_pool()
             future = self.pool.submit(run_node, node, updatehash, taskid)
         self._task_obj[taskid] = future
+        self._task_pool[taskid] = self.pool
         future.add_done_callback(functools.partial(self._task_done, taskid))
         return taskid
 
     def _task_done(self, taskid: int, future: Future) -> None:
-        """Store the task's result; a task whose worker died gets a failed result (traceback = reason)."""
+        """Store the task's result (the future's callback, run in the executor's thread)."""
         try:
             result = future.result()
-        except BaseException as error:  # noqa: BLE001 - any loss of the worker fails the node, never the loop
-            result = {"result": None, "taskid": taskid, "hostname": "",
-                      "traceback": [f"WorkerDied: {WORKER_DIED.format(error=type(error).__name__)}\n"]}
+        except BaseException as error:  # noqa: BLE001 - a failure to deliver the result fails the node, not the loop
+            result = failed_result(taskid, error)
         self._taskresult[taskid] = result
+
+    def _get_result(self, taskid: int) -> dict | None:
+        """The task's result; a failed one when its pool broke but its future was never completed.
+
+        CPython (3.11) marks a pool broken and drops its pending work without the executor's lock, so a
+        task submitted in that instant may never complete: it would hang the run like nipype #2548.
+        """
+        result = self._taskresult.get(taskid)
+        if result is None:
+            future, pool = self._task_obj.get(taskid), self._task_pool.get(taskid)
+            if future is not None and not future.done() and getattr(pool, "_broken", False):
+                result = self._taskresult.setdefault(taskid, failed_result(taskid, BrokenProcessPool()))
+        return result
+
+    def _clear_task(self, taskid: int) -> None:
+        super()._clear_task(taskid)
+        self._task_pool.pop(taskid, None)
+
+
+def failed_result(taskid: int, error: BaseException) -> dict:
+    """A Nipype task result for a task that produced none: the traceback is the one-line reason.
+
+    ``BrokenProcessPool`` (the worker died) gets :data:`WORKER_DIED`; any other error (e.g. a result that
+    could not be sent back from the worker) is reported by its type and message.
+    """
+    if isinstance(error, BrokenProcessPool):
+        reason = f"WorkerDied: {WORKER_DIED.format(error=type(error).__name__)}"
+    else:
+        reason = f"{type(error).__name__}: {' '.join(str(error).split()) or 'the worker returned no result'}"
+    return {"result": None, "taskid": taskid, "hostname": "", "traceback": [reason + "\n"]}

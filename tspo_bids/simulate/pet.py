@@ -55,10 +55,14 @@ def compartment_fractions(tissues: TissueMaps, n_lesions: int = 0,
     cortexgm           GM outside cerebellar hemispheres, thalamus, deep GM
                        (vermis GM binds like cortical GM)
     cerebellumgm       GM in the cerebellar hemispheres: the reference tissue
-    wm                 non-lesional WM outside thalamus and deep GM (times
-                       ``1 - w(d)`` and outside rim-active rims with phenotypes)
-    perilesion         with phenotypes: that WM times ``w(d)``, the perilesional
-                       weight at distance ``d`` from the lesions
+    wm                 non-lesional WM outside thalamus and deep GM; with
+                       phenotypes: all of it in the 2 mm rims of inactive and
+                       overall-active lesions, none in rim-active rims, and
+                       times ``1 - w(d)`` outside every rim
+    perilesion         with phenotypes: outside every 2 mm rim, that WM times
+                       ``w(d)``, the perilesional weight at distance ``d`` from
+                       the lesions (0 inside the rims: the increase starts at
+                       ``w(2 mm) ~ 0.67`` just outside a rim, a step)
     thalamus           GM + non-lesional WM in the atlas thalamus
     deepgm             GM + non-lesional WM in atlas caudate, putamen, pallidum
     lesionNN           lesion tissue of lesion NN

@@ -27,7 +27,9 @@ distance ``d`` (mm, centre to centre, to the nearest true lesion voxel) is a mix
 holds a DVR ``DVR_wm + w(d) * increase``, decaying linearly to 0 at 6 mm from the lesion edge.
 Two compartments give a continuous gradient because the PET is linear in the fractions.
 Inside the 2 mm rims the gradient is absent for every phenotype: a rim-active rim binds as its
-phenotype says, and the rim of an inactive or overall-active lesion is normal-appearing WM.
+phenotype says, and the rim of an inactive or overall-active lesion is normal-appearing WM. The
+profile therefore steps from the rim's value to ``DVR_wm + w(2 mm) * increase`` (``w ~ 0.67``) just
+outside the rim, then decays; a smooth decay from the lesion edge is not what is simulated.
 Otherwise the rims of lesions simulated "inactive" would bind up to ``NAWM + 0.1`` BPND, within
 the rim-active range, and the phenotype definition (rim above the controls' threshold) would
 call them rim-active on the true image: the labels would contradict the simulated binding.
