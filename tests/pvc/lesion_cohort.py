@@ -24,6 +24,7 @@ from scipy import ndimage
 from tspo_bids.kinetics.frames import FrameTiming
 from tspo_bids.kinetics.simulation import SrtmParams, noise_sd, scale_for_cov, simulate_tacs
 from tspo_bids.pvc import gaussian_psf_blur
+from tspo_bids.pvc.psf import kernel_radius_vox
 from tspo_bids.simulate.phenotypes import draw_phenotypes, perilesion_weight
 from tspo_bids.simulate.protocols import PERILESION_INCREASE, draw_kinetics, get_protocol
 
@@ -65,20 +66,25 @@ def _layout(n_lesions: int) -> tuple[tuple[int, int, int], list[np.ndarray]]:
 
 
 def simulate_participant(rng: np.random.Generator, patient: bool, psf_fwhm_mm: float = PSF_FWHM_MM,
-                         noise: bool = True) -> Participant:
+                         noise: bool = True, gradient_in_rims: bool = False) -> Participant:
     """Draw one participant's kinetics, lesions (patients) and noisy blurred PET.
 
     ``psf_fwhm_mm=0`` and ``noise=False`` give the true PET (the random draws are the same).
+    Each patient's lesion sizes come in a random order, so every phenotype meets every size.
+    ``gradient_in_rims=True`` extends the perilesional increase into the 2 mm rims of inactive and
+    overall-active lesions (the phantom before the gradient was moved outside the rims: a rim that
+    is not uniform, and whose label may disagree with the definition on the true image).
     """
     timing = frame_timing()
     kinetics = draw_kinetics(rng, PROTOCOL, "RRMS" if patient else "HC", "HAB")
+    radii = rng.permutation(RADII_MM) if patient else RADII_MM
     shape, centres = _layout(len(RADII_MM))
     grid = (np.indices(shape).transpose(1, 2, 3, 0) + 0.5) * VOXEL_MM
     brain = np.zeros(shape, bool)
     brain[MARGIN_MM:-MARGIN_MM, MARGIN_MM:-MARGIN_MM, MARGIN_MM:-MARGIN_MM] = True
     labels = np.zeros(shape, np.int32)
     if patient:
-        for index, (centre, radius) in enumerate(zip(centres, RADII_MM), start=1):
+        for index, (centre, radius) in enumerate(zip(centres, radii), start=1):
             jitter = rng.uniform(-0.5, 0.5, 3)
             labels[np.linalg.norm(grid - centre - jitter, axis=-1) <= radius] = index
     volumes = np.bincount(labels.ravel(), minlength=len(RADII_MM) + 1)[1:].astype(float) * VOXEL_MM**3
@@ -110,7 +116,8 @@ def simulate_participant(rng: np.random.Generator, patient: bool, psf_fwhm_mm: f
                 rim_tissue |= rim
         # as the project's phantom: the gradient lies outside every lesion's 2 mm rim
         normal = brain & (labels == 0) & ~rim_tissue
-        weight = np.where(regions.rim_labels > 0, 0.0, weight)
+        if not gradient_in_rims:
+            weight = np.where(regions.rim_labels > 0, 0.0, weight)
         fractions["perilesion"] = np.where(normal, weight, 0).astype(np.float32)
         fractions["wm"] = np.where(normal, 1.0 - weight, 0).astype(np.float32)
     else:
@@ -133,6 +140,30 @@ def simulate_participant(rng: np.random.Generator, patient: bool, psf_fwhm_mm: f
 
 
 # ----------------------------------------------------------------------------- analysis
+@dataclass(frozen=True)
+class PsfBlur:
+    """The cohort's forward model (Gaussian PSF on the 1 mm grid, zero outside), also on a box.
+
+    ``project_box`` lets the compartment GTM blur a lesion's compartment near its support only:
+    the box grown by the kernel radius holds every voxel the full-grid blur makes non-zero, and
+    the blur there is the same sum (tests/pvc/test_compartment_crop.py checks the pipeline's
+    model the same way).
+    """
+
+    fwhm_mm: float
+    shape: tuple[int, int, int]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return gaussian_psf_blur(image, self.fwhm_mm, VOXEL_MM, dtype=np.float32)
+
+    def project_box(self, values: np.ndarray, box: tuple[slice, ...]) -> tuple[np.ndarray, tuple[slice, ...]]:
+        radius = kernel_radius_vox(self.fwhm_mm, VOXEL_MM)
+        grown = tuple(slice(max(0, b.start - r), min(n, b.stop + r)) for b, r, n in zip(box, radius, self.shape))
+        padded = np.zeros(tuple(g.stop - g.start for g in grown), np.float32)
+        padded[tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, grown))] = values
+        return self(padded), grown
+
+
 def dvr_map(participant: Participant, correct: bool) -> np.ndarray:
     """SRTM2 DVR map (T1w grid, NaN outside the brain) of the uncorrected or RBV-corrected PET.
 
@@ -161,7 +192,7 @@ def dvr_map(participant: Participant, correct: bool) -> np.ndarray:
                                            np.zeros(brain.shape, np.float32), brain, atlas, ms_masks,
                                            lesion_rims=rims)
         gtm = compartment_gtm(series, compartments, brain,
-                              lambda x: gaussian_psf_blur(x, PSF_FWHM_MM, VOXEL_MM, dtype=np.float32))
+                              PsfBlur(PSF_FWHM_MM, brain.shape))
         series = compartment_rbv(series, compartments, gtm, brain)
     timing = participant.timing
     maps = parametric_maps(series[brain].T.astype(float), participant.reference_tac, timing.start_min,
