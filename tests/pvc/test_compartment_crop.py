@@ -243,3 +243,26 @@ def test_boxed_map_validation():
     model = _model(1)
     with pytest.raises(ValueError, match="do not fit"):
         model.project_box(np.ones((2, 2, 2)), (slice(0, 2), slice(0, 2), slice(0, 3)))
+
+
+@pytest.mark.parametrize("sample_order", [1, 3])
+@pytest.mark.parametrize("where", ["grid corner", "axial field-of-view edge", "beyond the field of view"])
+def test_project_box_equals_the_full_model_at_the_edges(sample_order, where):
+    """A box touching the T1w grid's border, straddling the PET field of view's edge, or beyond it (the
+    top T1w slices, outside the PET's axial field of view but within the PSF's reach of it)."""
+    model = _model(sample_order)
+    rng = np.random.default_rng(5)
+    starts = {"grid corner": (0, 0, 0),
+              "axial field-of-view edge": (26, 30, SHAPE[2] - 12),
+              "beyond the field of view": (26, 30, SHAPE[2] - 4)}[where]
+    box = tuple(slice(s, min(s + 8, n)) for s, n in zip(starts, SHAPE))
+    values = rng.uniform(0.2, 1.0, tuple(b.stop - b.start for b in box))
+    image = np.zeros(SHAPE)
+    image[box] = values
+    full = model(image)
+    cropped, out_box = model.project_box(values, box)
+    expanded = np.zeros(SHAPE)
+    expanded[out_box] = cropped
+    scale = max(float(np.abs(full).max()), 1e-30)
+    np.testing.assert_allclose(expanded, full, rtol=0, atol=RTOL * scale)
+    assert full.any()
