@@ -53,7 +53,7 @@ def load_session(out: Path, work: Path, bids: Path, subject: str, session: str) 
     """Brain-masked RBV voxel TACs ``(n_frames, n_voxels)``, masks, truth and sidecar of one session."""
     prefix = f"sub-{subject}_ses-{session}"
     anat = out / f"sub-{subject}" / f"ses-{session}" / "anat"
-    node = work / "tspo_bids_wf" / f"sub_{subject}_ses_{session}_trc_PK11195_wf" / "pvc_wf" / "partial_volume_correct"
+    node = _one(work / "tspo_bids_wf", f"sub_{subject}_ses_{session}_*_wf") / "pvc_wf" / "partial_volume_correct"
     brain = np.asarray(nib.load(anat / f"{prefix}_desc-brain_mask.nii.gz").dataobj) > 0
     rbv = np.asarray(nib.load(node / "pet_rbv.nii.gz").dataobj, np.float32)
     raw = np.nan_to_num(rbv[brain].T.astype(float))
@@ -115,11 +115,12 @@ def main() -> None:
         fraction = gm_fraction(normalise_tacs(raw), classes, background=background_class(raw))
         selected, _ = svca_reference(raw, fraction, session["gm"], gm_fraction_threshold=0.9, gm_prob_threshold=0.9)
         truth = session["true_tac"]
+        control = " (HC: its own curves are in the classes)" if groups.get(f"sub-{subject}") == "HC" else ""
         print(f"sub-{subject}_ses-{session_name:12s} {int(selected.sum()):7d} "
               f"{session['reference_tissue'][selected].mean():7.3f} "
               f"{_errors(raw[:, selected].mean(axis=1), truth, late)} "
               f"{_errors(raw[:, session['oracle']].mean(axis=1), truth, late)} "
-              f"{_errors(session['gtm_tac'], truth, late)}")
+              f"{_errors(session['gtm_tac'], truth, late)}{control}")
 
 
 if __name__ == "__main__":
