@@ -68,14 +68,6 @@ def _rss_now_gib() -> float:
     return float("nan")
 
 
-def _rotation(axis: int, angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    i, j = [a for a in range(3) if a != axis]
-    r = np.eye(4)
-    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-    return r
-
-
 def synthetic_head(n_lesions: int, rng: np.random.Generator):
     """Ellipsoidal brain (fractional GM/WM/CSF), thalamus, deep GM, cerebellum; ``n_lesions`` WM lesions
     of 3-10 mm diameter (lesion labels 1..n)."""
@@ -111,13 +103,13 @@ def synthetic_head(n_lesions: int, rng: np.random.Generator):
 
 def model():
     from tspo_bids.pvc import PetGridModel
+    from tspo_bids.simulate.geometry import rigid_matrix
 
     t1w_affine = np.diag([*T1W_VOXEL_MM, 1.0])
     t1w_affine[:3, 3] = -(np.array(SHAPE) - 1) * np.array(T1W_VOXEL_MM) / 2
     pet_affine = np.diag([*PET_VOXEL_MM, 1.0])
     pet_affine[:3, 3] = -(np.array(PET_SHAPE) - 1) * np.array(PET_VOXEL_MM) / 2
-    t1w_to_pet = _rotation(2, 0.05) @ _rotation(0, -0.03)
-    t1w_to_pet[:3, 3] = [1.5, -2.0, 3.0]
+    t1w_to_pet = rigid_matrix(np.rad2deg([-0.03, 0.0, 0.05]), [1.5, -2.0, 3.0])  # about x, then z; then shifted
     return PetGridModel(PSF_FWHM_MM, SHAPE, t1w_affine, PET_SHAPE, pet_affine, t1w_to_pet)
 
 

@@ -23,19 +23,12 @@ from tspo_bids.pvc.compartments import (
     tissue_compartments,
 )
 from tspo_bids.pvc.forward import PetGridModel
+from tspo_bids.simulate.geometry import rigid_matrix
 
 SHAPE = (64, 72, 56)
 T1W_VOXEL_MM = (1.2, 1.2, 1.4)
 N_LESIONS = 24
 RTOL = 1e-6
-
-
-def _rotation(axis: int, angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    i, j = [a for a in range(3) if a != axis]
-    r = np.eye(4)
-    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-    return r
 
 
 def _model(sample_order: int) -> PetGridModel:
@@ -45,8 +38,7 @@ def _model(sample_order: int) -> PetGridModel:
     pet_shape = (38, 42, 20)  # the axial field of view cuts the top and bottom of the head
     pet_affine = np.diag([*pet_voxel, 1.0])
     pet_affine[:3, 3] = -(np.array(pet_shape) - 1) * pet_voxel / 2
-    t1w_to_pet = _rotation(2, 0.12) @ _rotation(0, -0.07)
-    t1w_to_pet[:3, 3] = [1.3, -2.2, 0.9]
+    t1w_to_pet = rigid_matrix(np.rad2deg([-0.07, 0.0, 0.12]), [1.3, -2.2, 0.9])  # about x, then z; then shifted
     return PetGridModel((5.0, 5.0, 5.5), SHAPE, t1w_affine, pet_shape, pet_affine, t1w_to_pet,
                         sample_order=sample_order)
 
