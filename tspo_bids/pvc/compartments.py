@@ -40,7 +40,7 @@ from scipy import ndimage
 
 from tspo_bids.anat.regions import REFERENCE_REGION, AtlasGroups
 from tspo_bids.pet.phenotypes import CoreRim
-from tspo_bids.pvc.forward import Box
+from tspo_bids.pvc.forward import Box, support_box
 
 #: Compartments by tissue type: GM-like regions report their GM compartment, WM-like their WM
 #: compartments, mixed regions all tissue compartments inside them.
@@ -128,18 +128,6 @@ class BoxedMap:
         image = np.zeros(self.shape, self.values.dtype)
         image[self.box] = self.values
         return image
-
-
-def support_box(image: NDArray) -> Box | None:
-    """Bounding box of the non-zero voxels of a 3D image (None if it is all zero)."""
-    nonzero = np.asarray(image) != 0
-    box = []
-    for axis in range(3):
-        hits = np.flatnonzero(np.any(nonzero, axis=tuple(a for a in range(3) if a != axis)))
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)  # type: ignore[return-value]
 
 
 def boxed_map(image: NDArray, max_share: float = CROP_MAX_SHARE) -> BoxedMap:

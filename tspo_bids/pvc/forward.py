@@ -35,7 +35,7 @@ from scipy import ndimage, sparse
 from tspo_bids.pvc.gtm import _expanded_boxes, _region_counts, as_label_image
 from tspo_bids.pvc.psf import DEFAULT_TRUNCATE, fwhm_to_sigma_vox, kernel_radius_vox, validate_psf
 
-__all__ = ["PetGridModel", "gtm_matrix_pet_grid", "Box"]
+__all__ = ["PetGridModel", "gtm_matrix_pet_grid", "Box", "support_box"]
 
 #: A box of a 3D grid: one ``slice(start, stop)`` (step 1) per axis.
 Box = tuple[slice, slice, slice]
@@ -207,10 +207,11 @@ class PetGridModel:
                                                     prefilter=False)
         del blurred, centres, pet_ijk
         samples = samples.reshape(tuple(pet_hi - pet_lo + 1))
-        support = _support_bounds(samples)
+        support = support_box(samples)
         if support is None:
             return _empty_result(dtype)
-        nz_lo, nz_hi = support[0] + pet_lo, support[1] + pet_lo
+        nz_lo = np.array([b.start for b in support]) + pet_lo
+        nz_hi = np.array([b.stop - 1 for b in support]) + pet_lo
 
         # step 3: a PET crop with one zero voxel (inside the PET grid) around the non-zero samples,
         # so that scipy's "0 outside [0, n - 1]" rule acts only where the full grid's would
@@ -248,16 +249,16 @@ def _mapped_box(mapping: NDArray[np.float64], lower: NDArray, upper: NDArray,
     return lo, hi
 
 
-def _support_bounds(image: NDArray) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
-    """Inclusive index bounds of the non-zero voxels of a 3D image, or None if it is all zero."""
-    nonzero = image != 0
-    bounds = []
+def support_box(image: NDArray) -> Box | None:
+    """Bounding box of the non-zero voxels of a 3D image (None if it is all zero)."""
+    nonzero = np.asarray(image) != 0
+    box = []
     for axis in range(3):
         hits = np.flatnonzero(np.any(nonzero, axis=tuple(a for a in range(3) if a != axis)))
         if hits.size == 0:
             return None
-        bounds.append((hits[0], hits[-1]))
-    return np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)  # type: ignore[return-value]
 
 
 def _empty_result(dtype: np.dtype) -> tuple[NDArray[np.floating], Box]:
