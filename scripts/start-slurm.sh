@@ -10,6 +10,7 @@
 # cores of a 2-core CI machine (SlurmdParameters=config_overrides), so that all single-CPU array
 # tasks of data/test_bids run at the same time. Memory: SLURM_MEM_MB (default 3/4 of RAM), 2000 MB per CPU by default.
 # It writes /etc/slurm/slurm.conf only when that file is absent or was written by this script.
+# Starting the daemons clears the saved job state (slurmctld -c): jobs left by daemons that died are dropped.
 set -euo pipefail
 conf=/etc/slurm/slurm.conf
 pids=/run/tspo-bids-slurm.pids
@@ -88,8 +89,10 @@ if [[ ! -S /run/munge/munge.socket.2 ]] || ! munge -n </dev/null >/dev/null 2>&1
     cat /run/munge/munged.pid >> "$pids"
 fi
 rm -f /run/slurmctld.pid /run/slurmd.pid  # so the wait below sees the new daemons
-/usr/sbin/slurmctld
-/usr/sbin/slurmd -N localhost
+# No controller is running here, so any job in the saved state belongs to daemons that died (a machine
+# restart mid-run): without -c the controller recovers those jobs, the node stays "mix" and never idles.
+/usr/sbin/slurmctld -c
+/usr/sbin/slurmd -c -N localhost
 for _ in $(seq 1 60); do  # the pid files appear once the daemons have forked
     [[ -s /run/slurmctld.pid && -s /run/slurmd.pid ]] && break
     sleep 0.5
