@@ -76,7 +76,7 @@ def test_without_psf_regional_means_are_the_mixture_of_tissue_tacs(small_anatomy
     tacs = compartment_tacs(timing, kinetics)
     sim = simulate_pet(fractions, tissues.grid, tissues.grid, np.eye(4), tacs, timing, psf_fwhm_mm=0.0,
                        voxel_cov=0.0, rng=np.random.default_rng(0))
-    masks = define_regions(tissues.gm, tissues.wm, tissues.atlas_groups())
+    masks = define_regions(tissues.gm, tissues.wm, tissues.atlas_groups(), voxel_size_mm=tissues.grid.voxel_size_mm)
     measured = regional_tacs_in_t1w(sim.clean, tissues.grid.affine, tissues.grid, np.eye(4), masks)
     for region, mask in masks.items():
         expected = sum(fractions[k][mask].mean() * tacs[k] for k in fractions)
@@ -94,7 +94,7 @@ def test_perfect_tacs_by_linearity_equal_resampling_every_frame(small_anatomy):
     t1w_to_pet = rigid_matrix([4, -2, 3], [5, -3, 7], center_mm=[0, -20, 10])
     pet_grid = Grid.covering([-100, -130, -85], [100, 105, 110], 4.0)
     on_pet = fractions_on_pet_grid(fractions, tissues.grid, pet_grid, t1w_to_pet, 5.0)
-    masks = define_regions(tissues.gm, tissues.wm, tissues.atlas_groups())
+    masks = define_regions(tissues.gm, tissues.wm, tissues.atlas_groups(), voxel_size_mm=tissues.grid.voxel_size_mm)
     direct = regional_tacs_in_t1w(mix(on_pet, tacs), pet_grid.affine, tissues.grid, t1w_to_pet, masks)
     linear = perfect_regional_tacs(on_pet, tacs, pet_grid.affine, tissues.grid, t1w_to_pet, masks)
     for region in masks:

@@ -173,7 +173,7 @@ class DefineRegions(SimpleInterface):
         gm_prob = gm.get_fdata()
         wm_prob = nib.load(self.inputs.wm_prob).get_fdata()
         brain = np.asarray(nib.load(self.inputs.brain_mask).dataobj) > 0
-        regions = define_regions(gm_prob, wm_prob, groups, brain)
+        regions = define_regions(gm_prob, wm_prob, groups, brain, voxel_size_mm=gm.header.get_zooms()[:3])
         if isdefined(self.inputs.lesion_labels):
             from tspo_bids.anat.ms_regions import define_ms_regions
 

@@ -256,7 +256,7 @@ def simulate_session(
     if lesions is None:
         lesions = []
         if lesion_volumes_mm3:
-            cerebral_wm = define_regions(big.gm, big.wm, big.atlas_groups())["wm"]
+            cerebral_wm = define_regions(big.gm, big.wm, big.atlas_groups(), voxel_size_mm=big.grid.voxel_size_mm)["wm"]
             placed = place_lesions(rng, big, list(lesion_volumes_mm3), cerebral_wm)
             # stored in anatomical space
             lesions = [Lesion(center_mm=apply_matrix(t1w_to_anatomy, l.center_mm[None])[0],
@@ -318,7 +318,7 @@ def simulate_session(
     # truth: the pipeline's regions on the true maps, measured as the pipeline measures
     atlas = t1w_tissues.atlas_groups()
     voxel = t1w_tissues.grid.voxel_size_mm
-    regions = define_regions(t1w_tissues.gm, t1w_tissues.wm, atlas)
+    regions = define_regions(t1w_tissues.gm, t1w_tissues.wm, atlas, voxel_size_mm=voxel)
     lesion_map = t1w_tissues.lesion_index_map()
     # exact multiples of 1/PROBABILITY_LEVELS in float64 (float32 0.9 < 0.9): what a reader of the truth files
     # gets after rounding, so the MS regions can be reproduced from them
