@@ -1,9 +1,10 @@
 """What limits the voxel-map bound (issue 4: median |DVR error| <= 0.02 over WM voxels, noise-free, PSF-free).
 
-tests/e2e/test_voxel_maps.py prints the uncorrected maps ~0.044 high against the phantom's pure-tissue DVR
-image: the cerebellar-GM reference mask holds CSF and WM. ``--pvc rbv`` lets the GTM correct the reference TAC
-for its tissue content, so the error then depends on how well the T1w segmentation estimates that content.
-This script runs the participant level twice on the test's phantom (its seed, grids and options, imported from
+tests/e2e/test_voxel_maps.py checks the uncorrected maps against the phantom's pure-tissue DVR image; their
+error is that of the reference TAC, because the cerebellar-GM reference mask holds some CSF and WM (less since the
+reference keeps a 2 mm margin from CSF, tspo_bids/anat/regions.py). ``--pvc rbv`` lets the GTM correct the
+reference TAC for its tissue content, so the error then depends on how well the T1w segmentation estimates that
+content. This script runs the participant level twice on the test's phantom (its seed, grids and options, imported from
 the test):
 
 1. ``pipeline segmentation``: as a user would, ``--pvc rbv --pvc-psf 0.5`` (0.5 mm: the PET has no PSF, the

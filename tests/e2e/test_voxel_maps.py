@@ -11,15 +11,14 @@ compares the T1w-space SRTM, SRTM2 and Logan DVR maps with
 
 WM voxels: the phantom's true WM probability map (``*_space-T1w_label-WM_probseg``) >= 0.9.
 
-Known gap, not asserted here (issue 4 stays open; figures: ``pytest -s tests/e2e/test_voxel_maps.py``,
-column ``median_abs_error``): every map is ~0.044 too high in WM against the true DVR image. The
-cause is the reference region, not the voxel fits: the cerebellar-GM reference mask
-(``tspo_bids/anat/regions.py``: ``p_GM >= 0.5`` eroded by one voxel) holds ~5 % CSF (no tracer)
-and ~7 % WM, so the reference TAC is that of a tissue mix whose DVR relative to pure cerebellar
-GM (which the true DVR image is relative to) is ~0.96. All DVRs are therefore ~4 % high. The
-same bias is in the phantom's own "perfect pipeline" values (``DVR_perfect - DVR_tissue`` of ``wm`` in the truth
-kinpar table). Multiplying the maps by the true DVR of the pipeline's reference region (~0.96,
-printed) brings the median |error| to ~0.003.
+The error is almost all in the reference TAC, not in the voxel fits: the cerebellar-GM reference
+mask (``tspo_bids/anat/regions.py``) holds some CSF (no tracer) and WM, so its TAC is that of a tissue
+mix, not of pure cerebellar GM (which the true DVR image is relative to). The reference region keeps a
+2 mm margin from voxels where the segmentation sees CSF; without it the mask held ~5 % CSF and every
+map was ~0.044 too high. With it the mask holds ~2.5 % CSF and ~8 % WM and its true DVR is ~0.993
+(printed). A second check multiplies each map by that true DVR, which removes the reference region's
+tissue mix; what is left (voxel fits, PET -> T1w resampling, registration, tissue mixing in WM voxels)
+must also be within the bound.
 """
 
 from __future__ import annotations
@@ -112,13 +111,13 @@ def errors(phantom_run) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_wm_dvr_error_is_the_reference_tac(errors, model):
-    """The maps relative to the pipeline's own reference TAC (the acceptance bound, 0.02; the comparison with
-    the pure-tissue truth is printed, not asserted: see the module docstring).
+def test_wm_dvr_error_against_the_pure_tissue_truth(errors, model):
+    """The acceptance bound: median |DVR error| over true-WM voxels against the pure-tissue DVR image."""
+    assert errors.loc[model, "median_abs_error"] <= MEDIAN_ABS_DVR_ERROR_MAX, errors.to_string()
 
-    Multiplying each map by the true DVR of the pipeline's reference region (its tissue mix
-    against pure cerebellar GM, from the truth maps) removes the reference-region partial
-    volume; what is left (voxel fits, PET -> T1w resampling, registration, tissue mixing in WM
-    voxels) must then be within the acceptance bound.
-    """
+
+@pytest.mark.parametrize("model", MODELS)
+def test_wm_dvr_error_without_the_reference_tissue_mix(errors, model):
+    """The same bound with the reference region's tissue mix removed (each map times the true DVR of the
+    pipeline's reference mask): what the voxel fits, resampling and registration contribute."""
     assert errors.loc[model, "median_abs_error_reference_rescaled"] <= MEDIAN_ABS_DVR_ERROR_MAX, errors.to_string()
