@@ -192,6 +192,12 @@ class DefineRegions(SimpleInterface):
             files.append(save_like(mask, gm, cwd / f"label-{name}_mask.nii.gz", dtype=np.uint8))
             names.append(name)
             volumes.append(float(mask.sum()) * voxel_mm3)
+        if REFERENCE_REGION not in names:
+            from tspo_bids.errors import InputError
+
+            raise InputError(f"{self.inputs.gm_prob}: the reference region ({REFERENCE_REGION}: atlas cerebellar "
+                             "hemispheres with p_GM >= 0.5, eroded, 2 mm from CSF) is empty; check the T1w's "
+                             "segmentation and its registration to the template")
         table = cwd / "morph.tsv"
         pd.DataFrame({"region": names, "volume_mm3": volumes}).to_csv(table, sep="\t", index=False)
         self._results.update(
