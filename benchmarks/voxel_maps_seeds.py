@@ -4,7 +4,10 @@ tests/e2e/test_voxel_maps.py checks one noise-free, PSF-free phantom (one seed, 
 script makes the same phantom with other seeds and grids, runs the participant level on each (no
 partial-volume correction, as the test) and prints, per phantom and model, the median |DVR error| and the
 median signed error over true-WM voxels against the pure-tissue DVR image, with the true tissue content of
-the pipeline's reference mask and its true DVR relative to pure cerebellar GM (the test's printout).
+the pipeline's reference mask and its true DVR relative to pure cerebellar GM (the test's printout). It also
+redefines the reference mask from each run's own segmentation with other values of the CSF margin's two
+constants (non-tissue threshold, margin in mm; tspo_bids/anat/regions.py) and prints each variant's true DVR:
+how sensitive the result is to them.
 
 Usage::
 
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
@@ -28,10 +32,14 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from e2e_support import one  # noqa: E402
 from test_voxel_maps import MODELS, PHANTOM_OPTIONS, SEED, WM_PROBABILITY_MIN  # noqa: E402
 
+from tspo_bids.anat.template import atlas_group_mask  # noqa: E402
 from tspo_bids.simulate import make_dataset  # noqa: E402
 
 #: (seed, T1w voxel mm, PET voxel mm) of each phantom; the first is the test's.
 PHANTOMS = ((SEED, 1.5, 3.0), (1, 1.5, 3.0), (2, 1.5, 3.0), (3, 1.0, 2.0))
+#: Non-tissue thresholds and margins (mm) of the reference-mask variants.
+CSF_THRESHOLDS = (0.1, 0.2, 0.3)
+MARGINS_MM = (1.5, 2.0, 3.0)
 #: Limit on each participant run, seconds.
 RUN_TIMEOUT_S = 1800
 
@@ -60,6 +68,27 @@ def evaluate(bids: Path, out: Path) -> list[str]:
     return lines
 
 
+def margin_variants(bids: Path, out: Path, work: Path) -> list[str]:
+    """True DVR (vs pure cerebellar GM) of reference masks redefined with other CSF-margin constants."""
+    truth_dir = bids / "derivatives" / "phantom-truth"
+    truth = image_data(one(truth_dir, "sub-*/**/*_space-T1w_desc-truth_dvr.nii.gz"))
+    tissue = sum(image_data(one(truth_dir, f"sub-*/**/*_space-T1w_label-{t}_probseg.nii.gz")) for t in ("GM", "WM"))
+    true_dvr = np.nan_to_num(truth * tissue)
+    gm_image = nib.load(one(out, "sub-*/**/anat/*_label-GM_probseg.nii.gz"))
+    gm = np.asarray(gm_image.dataobj, np.float64)
+    wm = image_data(one(out, "sub-*/**/anat/*_label-WM_probseg.nii.gz"))
+    labels = np.asarray(nib.load(one(work, "**/template_labels/atlas_labels.nii.gz")).dataobj)
+    cerebellum = atlas_group_mask(labels, "cerebellum") & ~atlas_group_mask(labels, "vermis")
+    eroded = ndimage.binary_erosion(cerebellum & (gm >= 0.5))
+    zooms = [float(z) for z in gm_image.header.get_zooms()[:3]]
+    lines = []
+    for threshold in CSF_THRESHOLDS:
+        distance = ndimage.distance_transform_edt(~(1.0 - gm - wm >= threshold), sampling=zooms)
+        cells = [f"{margin:g} mm {true_dvr[eroded & (distance > margin)].mean():.4f}" for margin in MARGINS_MM]
+        lines.append(f"  variant non-tissue >= {threshold:g}: reference true DVR at margin " + ", ".join(cells))
+    return lines
+
+
 def main() -> None:
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="voxel-maps-seeds-")) / "run"
     if root.exists():
@@ -75,6 +104,7 @@ def main() -> None:
             sys.exit(f"participant level failed on {base}:\n{result.stderr[-3000:]}")
         print(f"seed {seed}, T1w {t1w_mm:g} mm, PET {pet_mm:g} mm{' (the test)' if seed == SEED else ''}:")
         print("\n".join(evaluate(base / "bids", base / "out")), flush=True)
+        print("\n".join(margin_variants(base / "bids", base / "out", base / "work")), flush=True)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str, svca_classes: Pa
                iterate=(("label", "region_names"),)),
         Output("anat", "reference_mask", "t1w", "anat", "mask",
                {"label": REFERENCE_REGION, "desc": "ref"},
-               {"Description": "Reference region: cerebellar grey matter (methods: README)"}, needs_ref="!svca"),
+               {"Description": "Reference region: cerebellar grey matter (atlas cerebellar hemispheres, vermis "
+                                "excluded, GM probability >= 0.5, eroded by one voxel, farther than 2 mm from CSF; "
+                                "methods: README)"}, needs_ref="!svca"),
         Output("anat", "lesion_labels", "t1w", "anat", "dseg", {"desc": "lesions"},
                {"Description": "MS lesions in T1w space: 0 background, 1..N one label per lesion (connected "
                                "components of at least the minimum volume); from the user's mask when given, "
