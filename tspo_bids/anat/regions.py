@@ -25,10 +25,11 @@ Why the CSF margin: CSF holds no tracer, so every per cent of CSF in the referen
 lowers the reference TAC, and raises every DVR, by about one per cent, while WM in it moves
 the TAC by only a fraction of its share. A T1w segmentation underestimates the CSF of thin
 sulci (a voxel of GM with some CSF and some WM has the intensity of pure GM), so thresholding
-``p_GM`` does not remove it; a margin from the voxels where some CSF is detected does. On the
-noise-free, PSF-free phantom (``benchmarks/voxel_maps_oracle.py``) the margin lowers the true CSF
-content of the reference mask from ~5 % to ~2.5 % (WM ~8 %), and the reference mask's true DVR
-relative to pure cerebellar GM rises from ~0.965 to ~0.99-0.993.
+``p_GM`` does not remove it; a margin from the voxels where some CSF is detected reduces it. On
+four noise-free, PSF-free phantoms (``benchmarks/voxel_maps_seeds.py``) the margin lowers the true
+CSF content of the reference mask from ~5 % to ~2-2.7 % (WM 8-10 %), and the mask's true DVR
+relative to pure cerebellar GM rises from ~0.965 to 0.991-1.002, mostly because the WM left in it
+(more binding) offsets the CSF left (README, Limitations).
 """
 
 from __future__ import annotations
