@@ -392,13 +392,15 @@ def run_participant(settings: Settings) -> None:
         validate_bids(settings.bids_dir, settings.participant_label)
     LOGGER.log(PROGRESS, "found %d PET run(s): %s (%.1f s)", len(runs), ", ".join(r.label for r in runs),
                time.monotonic() - started)
-    write_dataset_description(settings.output_dir, settings.bids_dir, settings)
-
     try:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"{settings.work_dir}: cannot create the work directory ({error.strerror}); "
                          "choose another with -w/--work-dir") from error
+    from tspo_bids.cli.workdir import check_work_dir_build
+
+    check_work_dir_build(settings.work_dir)
+    write_dataset_description(settings.output_dir, settings.bids_dir, settings)
     from tspo_bids.workflows.base import init_tspo_wf
 
     workflow = init_tspo_wf(runs, settings)
