@@ -11,6 +11,7 @@ from tspo_bids.anat.regions import (
     REFERENCE_CSF_MIN,
     REFERENCE_REGION,
     AtlasGroups,
+    beyond_csf_margin,
     csf_distance_mm,
     define_regions,
 )
@@ -63,3 +64,22 @@ def test_wm_is_not_csf():
     gm[20], wm[20] = 0.6, 0.4
     reference = define_regions(gm, wm, atlas, voxel_size_mm=(1.0, 1.0, 1.0))[REFERENCE_REGION]
     np.testing.assert_array_equal(reference, ndimage.binary_erosion(atlas.cerebellum))
+
+
+@pytest.mark.parametrize("voxel_size_mm", [(1.0, 1.0, 1.0), (0.8, 1.2, 2.5)])
+def test_margin_in_the_bounding_box_equals_the_whole_grid(voxel_size_mm):
+    """The cropped computation gives exactly the whole-grid distance rule, on random tissue maps with
+    candidates near the grid edge and far from it."""
+    rng = np.random.default_rng(7)
+    gm = rng.uniform(0.5, 1.0, SHAPE)
+    wm = 1.0 - gm  # no CSF but in the scattered voxels below
+    sulci = rng.random(SHAPE) < 0.003
+    gm[sulci], wm[sulci] = 0.7, 0.0  # 30 % CSF
+    candidates = np.zeros(SHAPE, bool)
+    candidates[0:12, 5:20, 3:9] = True
+    candidates[30:36, 25:30, 20:28] = True
+    expected = candidates & (csf_distance_mm(gm, wm, voxel_size_mm) > REFERENCE_CSF_MARGIN_MM)
+    kept = beyond_csf_margin(candidates, gm, wm, voxel_size_mm)
+    np.testing.assert_array_equal(kept, expected)
+    assert 0 < kept.sum() < candidates.sum()
+    assert not beyond_csf_margin(np.zeros(SHAPE, bool), gm, wm, voxel_size_mm).any()
