@@ -164,7 +164,7 @@ class DefineRegions(SimpleInterface):
     def _run_interface(self, runtime):
         import pandas as pd
 
-        from tspo_bids.anat.regions import REFERENCE_REGION, AtlasGroups, define_regions
+        from tspo_bids.anat.regions import REFERENCE_DEFINITION, REFERENCE_REGION, AtlasGroups, define_regions
         from tspo_bids.anat.template import atlas_group_mask
 
         gm = nib.load(self.inputs.gm_prob)
@@ -195,9 +195,9 @@ class DefineRegions(SimpleInterface):
         if REFERENCE_REGION not in names:
             from tspo_bids.errors import InputError
 
-            raise InputError(f"{self.inputs.gm_prob}: the reference region ({REFERENCE_REGION}: atlas cerebellar "
-                             "hemispheres with p_GM >= 0.5, eroded, 2 mm from CSF) is empty; check the T1w's "
-                             "segmentation and its registration to the template")
+            raise InputError(f"{self.inputs.gm_prob}: the reference region ({REFERENCE_REGION}: "
+                             f"{REFERENCE_DEFINITION}) is empty; check the T1w's segmentation and its "
+                             "registration to the template")
         table = cwd / "morph.tsv"
         pd.DataFrame({"region": names, "volume_mm3": volumes}).to_csv(table, sep="\t", index=False)
         self._results.update(

@@ -12,7 +12,7 @@ from tspo_bids import __version__
 from tspo_bids.pet.models import canonical_model_name
 from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
 from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
-from tspo_bids.anat.regions import REFERENCE_REGION
+from tspo_bids.anat.regions import REFERENCE_DEFINITION, REFERENCE_REGION
 from tspo_bids.interfaces.bids import DerivativesDataSink
 from tspo_bids.interfaces.lesions import LesionStatistics
 from tspo_bids.workflows.anat import init_anat_wf
@@ -116,9 +116,8 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str, svca_classes: Pa
                iterate=(("label", "region_names"),)),
         Output("anat", "reference_mask", "t1w", "anat", "mask",
                {"label": REFERENCE_REGION, "desc": "ref"},
-               {"Description": "Reference region: cerebellar grey matter (atlas cerebellar hemispheres, vermis "
-                                "excluded, GM probability >= 0.5, eroded by one voxel, farther than 2 mm from CSF; "
-                                "methods: README)"}, needs_ref="!svca"),
+               {"Description": f"Reference region: cerebellar grey matter ({REFERENCE_DEFINITION}; methods: "
+                               "README)"}, needs_ref="!svca"),
         Output("anat", "lesion_labels", "t1w", "anat", "dseg", {"desc": "lesions"},
                {"Description": "MS lesions in T1w space: 0 background, 1..N one label per lesion (connected "
                                "components of at least the minimum volume); from the user's mask when given, "
