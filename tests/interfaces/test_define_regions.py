@@ -1,7 +1,5 @@
 """DefineRegions: the region masks of the shared table, and a clear error when the reference region is empty."""
 
-import os
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -27,19 +25,19 @@ def _files(tmp_path, gm: np.ndarray) -> dict[str, str]:
     return files
 
 
-def _run(tmp_path, files):
+def _run(files):
     node = DefineRegions(gm_prob=files["gm"], wm_prob=files["wm"], atlas_labels=files["atlas"],
                          brain_mask=files["brain"])
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        return node.run().outputs
-    finally:
-        os.chdir(old)
+    return node.run().outputs
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Nipype writes the node's files in the working directory
 
 
 def test_reference_mask_is_written(tmp_path):
-    outputs = _run(tmp_path, _files(tmp_path, np.ones(SHAPE)))
+    outputs = _run(_files(tmp_path, np.ones(SHAPE)))
     reference = np.asarray(nib.load(outputs.reference_mask).dataobj) > 0
     assert reference.sum() == 14 ** 3  # the 16^3 cube eroded by one voxel; no CSF anywhere
 
@@ -50,4 +48,4 @@ def test_empty_reference_region_is_a_clear_input_error(tmp_path):
     gm[::2] = 0.7
     files = _files(tmp_path, gm)
     with pytest.raises(InputError, match=r"gm\.nii\.gz: the reference region \(cerebellumgm.*is empty"):
-        _run(tmp_path, files)
+        _run(files)

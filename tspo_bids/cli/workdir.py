@@ -36,22 +36,20 @@ def build_fingerprint(package_dir: Path | None = None) -> str:
     return f"{__version__} {digest.hexdigest()[:16]}"
 
 
-def check_work_dir_build(work_dir: Path, fingerprint: str | None = None) -> None:
+def check_work_dir_build(work_dir: Path) -> None:
     """Stamp a new work directory with this build, or refuse one filled by another build.
 
     Parameters
     ----------
     work_dir : Path
         An existing work directory.
-    fingerprint : str, optional
-        This build's fingerprint (default: :func:`build_fingerprint`).
 
     Raises
     ------
     InputError
         When the work directory's stamp names another build.
     """
-    fingerprint = build_fingerprint() if fingerprint is None else fingerprint
+    fingerprint = build_fingerprint()
     stamp = Path(work_dir) / STAMP_NAME
     if stamp.is_file():
         recorded = stamp.read_text(encoding="utf-8").strip()
