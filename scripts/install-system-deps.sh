@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Install the system tools the container and Slurm tests need (Debian bookworm, as root):
 #   podman, buildah, runc (build and run the image without a Docker daemon), debootstrap (a local
-#   base image), slurm-wlm + munge (a real single-node Slurm). About 20 s on a fresh machine.
+#   base image), slurm-wlm + munge (a real single-node Slurm), python3-venv (the README's virtualenv).
+#   About 20 s on a fresh machine.
 # Usage: scripts/install-system-deps.sh    (skips apt when everything is already there)
 set -euo pipefail
-packages=(podman buildah runc fuse-overlayfs uidmap debootstrap slurm-wlm munge ca-certificates)
+packages=(podman buildah runc fuse-overlayfs uidmap debootstrap slurm-wlm munge ca-certificates python3-venv)
 tools=(podman buildah runc debootstrap slurmctld slurmd munged sbatch)
 have_all=true
 for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { have_all=false; break; }
 done
+# the README's test command makes a virtualenv: Debian's python3 needs python3-venv for ensurepip
+python3 -c "import ensurepip, venv" 2>/dev/null || have_all=false
 if $have_all; then
     echo "system tools already installed: ${tools[*]}"
     exit 0
