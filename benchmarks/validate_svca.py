@@ -18,7 +18,9 @@ Usage: /work/venv/bin/python benchmarks/validate_svca.py [--seeds 5 11 12] [--no
 
 ``--test-bids OUT_SVCA [--work WORK]`` instead reports the pipeline's SVCA reference on data/test_bids
 (``OUT_SVCA``: the output of ``participant --ref-region svca``, as tests/e2e/test_svca_e2e.py makes it): per
-session the voxels, purity and TAC errors after 2 min against the phantom truth; with the participant work
+session the voxels, purity and TAC errors after 2 min against the phantom truth; the largest error of the
+perfect pipeline's own reference TAC (``perfect``: true reference mask, true transform, noise-free PET with the
+5 mm PSF); the true CSF/WM content of the SVCA voxels and of that true reference mask; with the participant work
 directory ``WORK`` also the oracle selection (true cerebellar GM p > 0.9, eroded 0-2 voxels, on the
 pipeline's PET in T1w space), i.e. the best any voxel selection can do without partial-volume correction.
 """
@@ -125,20 +127,33 @@ def test_bids_report(out_svca: Path, work: Path | None) -> None:
 
     from tspo_bids.anat.template import atlas_group_mask
 
-    print(f"{'session':22s} {'voxels':>7s} {'purity':>7s} {'maxerr':>7s} {'mean':>7s}   oracle mean error (erosion 0/1/2)")
+    print(f"{'session':22s} {'voxels':>7s} {'purity':>7s} {'maxerr':>7s} {'mean':>7s} {'perfect':>8s} "
+          f"{'CSF/WM svca':>12s} {'CSF/WM ref':>11s}   oracle mean error (erosion 0/1/2)")
     for truth_file in truth_sessions():
         prefix = session_prefix(truth_file)
         figures = e2e.reference_figures(out_svca, truth_file)
         line = (f"{prefix:22s} {figures['n_voxels']:7d} {figures['purity']:7.3f} {figures['max_tac_error']:7.3f} "
                 f"{figures['mean_tac_error']:+7.3f}")
+        # What a perfect pipeline sees: the phantom's true reference mask on its noise-free 5 mm-PSF PET
+        # (desc-perfect_tacs), against the same tissue TAC; then the true CSF and WM content of the SVCA
+        # voxels and of that true reference mask.
+        truth = pd.read_csv(one(truth_file.parent, "*_desc-tissue_tacs.tsv"), sep="\t")
+        perfect = pd.read_csv(one(truth_file.parent, "*_desc-perfect_tacs.tsv"), sep="\t")
+        late = truth["frame_start"].to_numpy(float) >= e2e.TAC_FROM_S
+        perfect_error = perfect["cerebellumgm"].to_numpy(float)[late] / truth["cerebellumgm"].to_numpy(float)[late] - 1
+        svca_mask = np.asarray(nib.load(one(out_svca, f"sub-*/**/pet/{prefix}_*space-T1w_label-svca_desc-ref_mask"
+                                                      ".nii.gz")).dataobj) > 0
+        true_ref = np.asarray(nib.load(one(truth_file.parent, "*_label-cerebellumgm_mask.nii.gz")).dataobj) > 0
+        true_csf, true_wm = (np.asarray(nib.load(one(truth_file.parent, f"*_label-{label}_probseg.nii.gz")).dataobj)
+                             for label in ("CSF", "WM"))
+        line += f" {np.abs(perfect_error).max():8.3f}" + "".join(
+            f" {true_csf[mask].mean():6.3f}/{true_wm[mask].mean():.3f}" for mask in (svca_mask, true_ref))
         if work is not None:
             folder = prefix.replace("-", "_") + "_trc_PK11195_wf"
             pet = np.asarray(nib.load(one(work, f"tspo_bids_wf/{folder}/pet_wf/pet_resample_t1w/resampled.nii.gz"
                                           )).dataobj, dtype=float)
             true_gm = np.asarray(nib.load(one(truth_file.parent, "*_label-GM_probseg.nii.gz")).dataobj)
             atlas = np.asarray(nib.load(one(truth_file.parent, "*_atlas-AAL_dseg.nii.gz")).dataobj)
-            truth = pd.read_csv(one(truth_file.parent, "*_desc-tissue_tacs.tsv"), sep="\t")
-            late = truth["frame_start"].to_numpy(float) >= e2e.TAC_FROM_S
             oracle = []
             for erosion in (0, 1, 2):
                 mask = atlas_group_mask(atlas, "cerebellum") & (true_gm > 0.9)
