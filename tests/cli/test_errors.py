@@ -137,3 +137,26 @@ def test_unwritable_work_dir(dataset, tmp_path, capsys):
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tspo-bids: error: ")]
     assert code == 1 and len(errors) == 1
     assert f"{blocker / 'work'}: cannot create the work directory (Not a directory)" in errors[0]
+
+
+@pytest.mark.parametrize("raised, expected", [
+    (PermissionError(13, "Permission denied", "/data/out/logs"), "/data/out/logs: Permission denied (PermissionError)"),
+    (OSError(28, "No space left on device", "/scratch/work/x.nii.gz"),
+     "/scratch/work/x.nii.gz: No space left on device (OSError)"),
+    (ZeroDivisionError("float division by zero"), "unexpected ZeroDivisionError: float division by zero -- this is a "
+                                                  "bug in tspo-bids"),
+])
+def test_environment_errors_and_bugs_end_in_one_line(dataset, tmp_path, capsys, monkeypatch, raised, expected):
+    """A full disk, a permission, or a bug deep in a library: one line, exit 1; the traceback of a bug is in the log."""
+    def fail(settings):
+        raise raised
+
+    monkeypatch.setattr("tspo_bids.cli.run.run_participant", fail)
+    out = tmp_path / "out"
+    code = main([str(dataset), str(out), "participant"])
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert len(lines) == 1 and lines[0].startswith("tspo-bids: error: ") and expected in lines[0], lines
+    log = "".join(p.read_text() for p in (out / "logs").glob("*.log"))
+    assert expected.split(" -- ")[0].split(": ", 1)[-1] in log
+    assert ("Traceback" in log) == isinstance(raised, ZeroDivisionError)

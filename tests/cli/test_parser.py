@@ -105,6 +105,22 @@ def test_bad_plugin_and_filter_files(tmp_path, capsys):
     assert "must hold a JSON object" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content, message", [
+    ("plugin: Foo\n", "unknown Nipype plugin 'Foo' (known: "),
+    ("plugin: MultiProc\nplugin_args: {n_procs: abc}\n", "plugin_args n_procs must be a positive number, got 'abc'"),
+    ("plugin: MultiProc\nplugin_args: {n_procs: 0}\n", "plugin_args n_procs must be a positive number, got 0"),
+    ("plugin: MultiProc\nplugin_args: {memory_gb: -2.5}\n", "plugin_args memory_gb must be a positive number"),
+    ("plugin: [MultiProc\n", "not valid YAML"),
+])
+def test_plugin_file_checked_before_the_run(tmp_path, capsys, content, message):
+    """A plugin Nipype does not know, or plugin arguments it would choke on, are usage errors in one line."""
+    plugin = tmp_path / "p.yml"
+    plugin.write_text(content)
+    assert main([*BASE, "--use-plugin", str(plugin)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in error and "Traceback" not in error
+
+
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"tspo-bids {__version__}"

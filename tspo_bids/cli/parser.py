@@ -83,7 +83,7 @@ def _plugin_file(value: str) -> dict[str, Any]:
     try:
         content = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise argparse.ArgumentTypeError(f"{value}: not valid YAML ({error})") from error
+        raise argparse.ArgumentTypeError(f"{value}: not valid YAML ({' '.join(str(error).split())})") from error
     if not isinstance(content, dict) or not isinstance(content.get("plugin"), str):
         raise argparse.ArgumentTypeError(f"{value}: needs a 'plugin' name (and optional 'plugin_args' mapping)")
     unknown = set(content) - {"plugin", "plugin_args"}
@@ -92,7 +92,20 @@ def _plugin_file(value: str) -> dict[str, Any]:
     args = content.get("plugin_args") or {}
     if not isinstance(args, dict):
         raise argparse.ArgumentTypeError(f"{value}: 'plugin_args' must be a mapping")
-    return {"plugin": content["plugin"], "plugin_args": args}
+    from nipype.pipeline import plugins
+
+    name = content["plugin"]
+    if not hasattr(plugins, f"{name}Plugin"):
+        known = sorted(attr.removesuffix("Plugin") for attr in dir(plugins) if attr.endswith("Plugin"))
+        raise argparse.ArgumentTypeError(f"{value}: unknown Nipype plugin {name!r} (known: {', '.join(known)})")
+    for key, kind in _PLUGIN_ARG_TYPES.items():
+        if key in args and (isinstance(args[key], bool) or not isinstance(args[key], kind) or args[key] <= 0):
+            raise argparse.ArgumentTypeError(f"{value}: plugin_args {key} must be a positive number, got {args[key]!r}")
+    return {"plugin": name, "plugin_args": args}
+
+
+#: Numeric plugin arguments of the local plugins, checked before the run starts.
+_PLUGIN_ARG_TYPES: dict[str, type | tuple[type, ...]] = {"n_procs": int, "memory_gb": (int, float)}
 
 
 def _derivative(value: str) -> tuple[str, Path]:

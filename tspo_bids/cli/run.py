@@ -1,18 +1,24 @@
 """``tspo-bids`` entry point: options -> Settings -> discovery -> workflow (or group level).
 
 Exit codes: 0 success; 1 an :class:`~tspo_bids.errors.InputError` (printed as one line
-``tspo-bids: error: <message>``) or a failed workflow node (one line naming the node(s) and
-crash file(s)); 2 a command-line usage error (argparse). Any other exception is a bug and
-keeps its traceback.
+``tspo-bids: error: <message>``), a failed workflow node (one line naming the node(s) and
+crash file(s)), a file-system error (one line naming the path: read-only, full, no permission)
+or an unexpected exception (one line; its traceback goes to the log file, or to the console
+with ``-vv`` before a log file exists); 2 a command-line usage error (argparse); 143 stopped by
+SIGTERM (a Slurm time limit, ``docker stop``): one line, and running the same command again
+resumes from the work directory.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -433,6 +439,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version (0) and usage errors (2)
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
     setup_logging(namespace.verbose, None)
+    previous_handler = _exit_cleanly_on_sigterm()
+    try:
+        return _run(namespace, argv)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run(namespace: Any, argv: Sequence[str] | None) -> int:
+    """Settings, logging and the chosen analysis level; every failure becomes one line (see module docstring)."""
     try:
         settings = build_settings(namespace, argv)
         try:
@@ -446,11 +462,57 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_participant(settings)
         else:
             run_group_level(settings)
-    except InputError as error:
+    except (InputError, WorkflowError, Terminated) as error:
+        if _SIGTERM_RECEIVED:  # also when Nipype caught it inside a node and reported a node failure
+            for child in multiprocessing.active_children():  # MultiProc workers still busy with a node
+                child.terminate()
+            _fail("stopped by SIGTERM (a time limit or 'docker stop'); every derivative written so far is complete; "
+                  "run the same command again to resume from the work directory")
+            return 128 + signal.SIGTERM
         return _fail(str(error))
-    except WorkflowError as error:
-        return _fail(str(error))
+    except OSError as error:  # the environment, not the data: read-only or full disk, permissions
+        where = f"{error.filename}: " if error.filename else ""
+        return _fail(f"{where}{error.strerror or error} ({type(error).__name__})")
+    except Exception as error:  # a bug: one line for the user, the traceback for the report
+        record = LOGGER.makeRecord(LOGGER.name, logging.ERROR, __file__, 0, "unexpected error", None, sys.exc_info())
+        for handler in LOGGER.handlers:  # the log file, and the console with -vv
+            if isinstance(handler, logging.FileHandler) or handler.level <= logging.DEBUG:
+                handler.handle(record)
+        return _fail(f"unexpected {type(error).__name__}: {error} -- this is a bug in tspo-bids {__version__}; "
+                     "please report it with the traceback from the log file (OUTPUT_DIR/logs) or from -vv")
     return 0
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived in the main process (raised by the handler of :func:`_exit_cleanly_on_sigterm`)."""
+
+
+_SIGTERM_RECEIVED = False
+
+
+def _exit_cleanly_on_sigterm() -> Any:
+    """Turn SIGTERM in this process into :class:`Terminated`; worker processes forked later keep the default.
+
+    Nipype's MultiProc workers are forked from this process and inherit the handler: in them it
+    restores the default action and re-sends the signal, so they stop as before. Returns the
+    previous handler (``None`` outside the main thread, where no handler can be set).
+    """
+    global _SIGTERM_RECEIVED
+    _SIGTERM_RECEIVED = False
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    main_pid = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != main_pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        global _SIGTERM_RECEIVED
+        _SIGTERM_RECEIVED = True
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _fail(message: str) -> int:
