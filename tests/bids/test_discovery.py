@@ -207,11 +207,12 @@ def test_bids_examples_discovery_reports_placeholder_images():
     with pytest.raises(InputError) as caught:
         discover_pet_runs(root)
     message = str(caught.value)
-    # the four PET images are empty placeholders: each is named, nothing else is wrong
-    assert message.count("cannot read the NIfTI header") == 4
+    # the four PET and four T1w images are empty placeholders: each is named once, nothing else is wrong
+    assert message.count("cannot read the NIfTI header") == 8
     for session in ("baseline", "rescan"):
         for subject in ("01", "02"):
             assert f"sub-{subject}_ses-{session}_pet.nii.gz: cannot read the NIfTI header" in message
+            assert f"sub-{subject}_ses-{session}_T1w.nii: cannot read the NIfTI header" in message
 
 
 # ----------------------------------------------------------------------------- errors

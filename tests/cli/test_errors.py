@@ -88,6 +88,22 @@ def test_pet_without_t1w(dataset, tmp_path, capsys, mode):
 
 
 @pytest.mark.parametrize("mode", VALIDATION_MODES)
+def test_unfetched_annexed_t1w_and_truncated_pet(dataset, tmp_path, capsys, mode):
+    """A DataLad dataset whose T1w content was never fetched, and a PET copy cut short: both named, before any work."""
+    t1w = dataset / "sub-01/ses-baseline/anat/sub-01_ses-baseline_T1w.nii.gz"
+    t1w.unlink()
+    t1w.symlink_to("../../../.git/annex/objects/Xk/MD5E-s1234--abc.nii.gz/MD5E-s1234--abc.nii.gz")
+    pet = dataset / "sub-02/ses-baseline/pet/sub-02_ses-baseline_pet.nii"
+    gz = pet.with_suffix(".nii.gz")
+    nib.save(nib.load(gz), pet)
+    gz.unlink()
+    pet.write_bytes(pet.read_bytes()[:-64])
+    line = _run(capsys, dataset, tmp_path / "out", "participant", *mode)
+    assert f"{t1w}: a broken symbolic link" in line
+    assert f"{pet}: truncated: " in line
+
+
+@pytest.mark.parametrize("mode", VALIDATION_MODES)
 def test_unknown_participant_label(dataset, tmp_path, capsys, mode):
     line = _run(capsys, dataset, tmp_path / "out", "participant", "--participant-label", "sub-09", *mode)
     assert f"{dataset}: participant label(s) 09 not found (available: 01, 02)" in line

@@ -18,6 +18,7 @@ from typing import Any
 import nibabel as nib
 import pandas as pd
 
+from tspo_bids.bids.images import image_problems
 from tspo_bids.errors import InputError
 
 LOGGER = logging.getLogger("tspo_bids.bids")
@@ -314,7 +315,7 @@ def find_lesion_mask(lesions_dir: Path, subject: str, session: str | None,
         for space in LESION_MASK_SPACES:
             for extension in _IMAGE_EXTENSIONS:
                 path = folder / f"{prefix}_space-{space}_label-lesion_mask{extension}"
-                if path.is_file():
+                if path.is_file() or path.is_symlink():  # a broken link is found, then reported as such
                     candidates.append((path, space))
         if candidates:
             break
@@ -480,18 +481,29 @@ def discover_pet_runs(
     flair_images = _anat_images(layout, "FLAIR", subjects, filters["flair"])
     runs: list[PetRun] = []
     problems: list[str] = []
+    checked_images: dict[Path, list[str]] = {}  # a T1w serves several runs: check (and report) it once
+
+    def unreadable(image: Path | None) -> bool:
+        if image is None:
+            return False
+        if image not in checked_images:
+            checked_images[image] = image_problems(image)
+            problems.extend(checked_images[image])
+        return bool(checked_images[image])
+
     for bids_file in pet_files:
         entities = bids_file.get_entities()
         pet_file = Path(bids_file.path)
         file_problems: list[str] = []
+        if unreadable(pet_file) and not pet_file.exists():  # a broken link: its sidecar cannot be looked up
+            continue
         sidecar, metadata, json_problems = read_sidecar_metadata(pet_file, bids_dir)
         file_problems.extend(json_problems)
         if sidecar is None:
             file_problems.append(f"{pet_file}: no _pet.json sidecar (BIDS requires one; it holds the frame timing)")
         try:
             n_volumes: int | None = read_n_volumes(pet_file)
-        except Exception as error:  # nibabel raises several types for broken files
-            file_problems.append(f"{pet_file}: cannot read the NIfTI header ({type(error).__name__}: {error})")
+        except Exception:  # nibabel raises several types for broken files; image_problems named it
             n_volumes = None
         if sidecar is not None:
             errors, warnings = sidecar_problems(metadata, n_volumes)
@@ -510,8 +522,9 @@ def discover_pet_runs(
             elif lesion_space == "FLAIR" and flair is None:
                 file_problems.append(f"{lesion_mask}: a FLAIR-space lesion mask needs the session's FLAIR, "
                                      f"which is missing")
+        broken = [unreadable(image) for image in (pet_file, t1w, flair, lesion_mask)]
         problems.extend(file_problems)
-        if file_problems or sidecar is None or t1w is None:
+        if file_problems or any(broken) or sidecar is None or t1w is None:
             continue
         runs.append(PetRun(
             subject=subject,
