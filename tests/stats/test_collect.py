@@ -1,8 +1,13 @@
 """Group table: every participant's kinpar rows, entity columns, participants.tsv joined."""
 
-import pandas as pd
+import logging
 
+import pandas as pd
+import pytest
+
+from tspo_bids.errors import InputError
 from tspo_bids.stats.collect import collect_kinpar, join_participants
+from tspo_bids.workflows.group import report_coverage
 
 
 def _kinpar(path, bpnd):
@@ -41,3 +46,42 @@ def test_per_lesion_tables_are_not_regions(tmp_path):
     pd.DataFrame({"lesion_id": [1], "volume_mm3": [100.0]}).to_csv(lesions, sep="\t", index=False)
     table = collect_kinpar(tmp_path)
     assert len(table) == 2 and "lesion_id" not in table.columns
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: "", "empty; re-run the participant level"),
+    (lambda text: text[:-12], "ends mid-line, so it was cut short"),
+    (lambda text: text.replace("region", "regoin"), "no 'region' column"),
+    (lambda text: text + 'x\t"unclosed\n', "not a readable TSV"),
+])
+def test_damaged_kinpar_table_is_named(tmp_path, damage, message):
+    """A table cut short by a failed copy would put half rows ("Fal" for False) into the group table."""
+    path = tmp_path / "sub-01/pet/sub-01_model-SRTM_kinpar.tsv"
+    _kinpar(path, [0.2, 0.1])
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(InputError) as caught:
+        collect_kinpar(tmp_path)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+
+
+def test_group_level_warns_about_left_out_and_unlisted_participants(tmp_path, caplog):
+    bids = tmp_path / "bids"
+    for subject in ("01", "02", "03"):
+        pet = bids / f"sub-{subject}/pet/sub-{subject}_pet.nii.gz"
+        pet.parent.mkdir(parents=True)
+        pet.write_bytes(b"")
+    kinpar = pd.DataFrame({"participant_id": ["sub-02", "sub-03"], "region": ["wm", "wm"]})
+    participants = pd.DataFrame({"participant_id": ["sub-01", "sub-02"], "group": ["HC", "RRMS"]})
+    (bids / "participants.tsv").write_text("participant_id\tgroup\nsub-01\tHC\nsub-02\tRRMS\n")
+    with caplog.at_level(logging.INFO, logger="tspo_bids"):
+        report_coverage(kinpar, participants, bids, tmp_path / "out", None, "HC")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert "1 participant(s) with PET" in warnings[0] and "left out of the group level: sub-01 (controls: sub-01)" \
+        in warnings[0]
+    assert "participants.tsv: no row for sub-03" in warnings[1]
+    assert any("per group: RRMS 1, n/a 1" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tspo_bids"):  # only participant 02 asked for: nothing left out
+        report_coverage(kinpar.iloc[:1], participants, bids, tmp_path / "out", ["02"], "HC")
+    assert not caplog.records

@@ -57,6 +57,8 @@ def run_group(settings: Any) -> Path:
             f"{output_dir}: no participant results (*_kinpar.tsv) found; run the participant level first"
         )
     participants = read_participants(Path(settings.bids_dir))
+    report_coverage(kinpar, participants, Path(settings.bids_dir), output_dir, labels,
+                    getattr(settings, "control_group", None))
     table = join_participants(kinpar, participants)
     group_dir = output_dir / "group"
     group_dir.mkdir(parents=True, exist_ok=True)
@@ -69,3 +71,39 @@ def run_group(settings: Any) -> Path:
     if getattr(settings, "build_svca_classes", False):
         build_group_classes(settings, participants)
     return out
+
+
+def report_coverage(kinpar: Any, participants: Any, bids_dir: Path, output_dir: Path, labels: list[str] | None,
+                    control_group: str | None) -> None:
+    """Warn about participants the group level leaves out or cannot characterise (it still runs).
+
+    * Participants with PET in ``bids_dir`` but no results in ``output_dir`` (a participant job that failed or
+      never ran): they are missing from every group table, and a missing control also changes the
+      controls-derived thresholds.
+    * Participants with results but no row in participants.tsv: their group, EDSS and genotype are n/a.
+
+    Also logs the group composition (participants with results per ``group`` value).
+    """
+    with_results = set(kinpar["participant_id"])
+    with_pet = {path.relative_to(bids_dir).parts[0] for path in bids_dir.glob("sub-*/**/pet/*_pet.nii*")}
+    if labels:
+        with_pet = {p for p in with_pet if p.removeprefix("sub-") in labels}
+    missing = sorted(with_pet - with_results)
+    groups = (participants.dropna(subset=["group"]).set_index("participant_id")["group"].astype(str).to_dict()
+              if "group" in participants.columns else {})
+    if missing:
+        controls = [p for p in missing if control_group and groups.get(p) == control_group]
+        LOGGER.warning("%d participant(s) with PET in %s have no results in %s and are left out of the group "
+                       "level: %s%s; run the participant level for them", len(missing), bids_dir, output_dir,
+                       ", ".join(missing), f" (controls: {', '.join(controls)})" if controls else "")
+    if (bids_dir / "participants.tsv").is_file():
+        unlisted = sorted(with_results - set(participants["participant_id"]))
+        if unlisted:
+            LOGGER.warning("%s: no row for %s; their group, EDSS and genotype are n/a in the group tables",
+                           bids_dir / "participants.tsv", ", ".join(unlisted))
+    if groups:
+        counts: dict[str, int] = {}
+        for participant in sorted(with_results):
+            counts[groups.get(participant, "n/a")] = counts.get(groups.get(participant, "n/a"), 0) + 1
+        LOGGER.info("participants with results per group: %s",
+                    ", ".join(f"{group} {count}" for group, count in sorted(counts.items())))

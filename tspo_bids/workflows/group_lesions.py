@@ -22,6 +22,7 @@ import pandas as pd
 
 from tspo_bids.bids.derivatives import write_json_atomic, write_tsv_atomic
 from tspo_bids.bids.names import parse_entities
+from tspo_bids.errors import InputError
 from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
 
 LOGGER = logging.getLogger("tspo_bids.group")
@@ -55,6 +56,16 @@ def phenotype_dvr_maps(output_dir: Path) -> tuple[dict[tuple[str, str | None], P
     return plain, "none"
 
 
+def _image_data(path: Path, dtype: type | None = None) -> np.ndarray:
+    """A participant-level image's data; a damaged file is an InputError naming it (not a library traceback)."""
+    try:
+        image = nib.load(path)
+        return image.get_fdata(dtype=dtype) if dtype is not None else np.asarray(image.dataobj)
+    except Exception as error:  # nibabel, gzip and zlib raise several types for damaged files
+        raise InputError(f"{path}: cannot be read ({type(error).__name__}: {' '.join(str(error).split())}); "
+                         "re-run the participant level for this participant") from error
+
+
 def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Path]:
     """Classify every patient lesion and summarise each patient (methods: README).
 
@@ -80,8 +91,8 @@ def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Pat
 
     control_values = []
     for key in controls:
-        dvr = nib.load(dvr_maps[key]).get_fdata(dtype=np.float32)
-        nawm = np.asarray(nib.load(nawm_masks[key]).dataobj) > 0
+        dvr = _image_data(dvr_maps[key], np.float32)
+        nawm = _image_data(nawm_masks[key]) > 0
         values = dvr[nawm]
         control_values.append(values[np.isfinite(values)])
     threshold = active_threshold(control_values, percentile=settings.active_percentile)
@@ -93,12 +104,12 @@ def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Pat
     for key, labels_path in lesion_labels.items():
         if key not in dvr_maps:
             continue
+        labels = _image_data(labels_path)
         labels_img = nib.load(labels_path)
-        labels = np.asarray(labels_img.dataobj)
         if labels.max() == 0:
             continue
-        wm = (nib.load(wm_fractions[key]).get_fdata(dtype=np.float32) >= 0.5) if key in wm_fractions else None
-        rows = lesion_statistics(labels, nib.load(dvr_maps[key]).get_fdata(dtype=np.float32),
+        wm = (_image_data(wm_fractions[key], np.float32) >= 0.5) if key in wm_fractions else None
+        rows = lesion_statistics(labels, _image_data(dvr_maps[key], np.float32),
                                  labels_img.header.get_zooms()[:3], wm_mask=wm, threshold=threshold)
         phenotypes = classify_lesions(rows, threshold, active_fraction_cutoff=settings.active_fraction)
         for row, phenotype in zip(rows, phenotypes):
