@@ -80,6 +80,24 @@ def test_every_sidecar_problem_is_reported_together() -> None:
     assert bids_timing_problems(GOOD_SIDECAR, 4) == []
 
 
+def test_schedule_problems_known_from_the_sidecar_alone() -> None:
+    """Frames before injection, and a schedule in milliseconds, are said at discovery, not by a model later."""
+    early = {**GOOD_SIDECAR, "InjectionStart": 25}
+    assert bids_timing_problems(early, 4) == [
+        "frame 1 starts 15 s before InjectionStart; the models start at injection: drop the pre-injection frames "
+        "from the image and the sidecar"]
+    milliseconds = {**GOOD_SIDECAR, "FrameTimesStart": [10_000, 20_000, 40_000, 100_000],
+                    "FrameDuration": [10_000, 20_000, 60_000, 3_500_000], "InjectionStart": 10_000}
+    (problem,) = bids_timing_problems(milliseconds, 4)
+    # 3590 s * 1000 = 997 h, beyond 20 half-lives of C-11 (6.8 h)
+    assert problem.startswith("the last frame ends 997 h after injection, more than 20 half-lives")
+    # the same 6.8 h is a plausible F-18 schedule (20 half-lives: 36.6 h)
+    late_f18 = {**GOOD_SIDECAR, "FrameTimesStart": [10, 20, 40, 100], "FrameDuration": [10, 20, 60, 25_000],
+                "TracerRadionuclide": "F18"}
+    assert bids_timing_problems(late_f18, 4) == []
+    assert any("more than 20 half-lives" in p for p in bids_timing_problems({**late_f18, "TracerRadionuclide": "C11"}, 4))
+
+
 def test_from_bids_raises_one_line_naming_the_source() -> None:
     bad = {**GOOD_SIDECAR, "FrameDuration": [10, 20, 60]}
     with pytest.raises(InputError, match=r"^sub-01_pet.json: FrameTimesStart has 4 values but FrameDuration has 3"):

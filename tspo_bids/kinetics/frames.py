@@ -300,6 +300,11 @@ def _number(sidecar: Mapping[str, Any], key: str, problems: list[str], required:
     return float(raw)
 
 
+#: A frame schedule ending later than this many half-lives after injection (activity below 1e-6 of the
+#: injected) is taken for a unit error, e.g. milliseconds for seconds.
+MAX_SCAN_HALF_LIVES = 20.0
+
+
 def bids_timing_problems(sidecar: Mapping[str, Any], n_volumes: int | None = None) -> list[str]:
     """Every timing problem of one BIDS PET sidecar, each a short sentence; ``[]`` when fine.
 
@@ -311,18 +316,35 @@ def bids_timing_problems(sidecar: Mapping[str, Any], n_volumes: int | None = Non
     problems: list[str] = []
     starts = _number_list(sidecar, "FrameTimesStart", problems)
     durations = _number_list(sidecar, "FrameDuration", problems)
+    schedule_ok = False
     if starts is not None and durations is not None:
         if starts.size != durations.size:
             problems.append(
                 f"FrameTimesStart has {starts.size} values but FrameDuration has {durations.size}"
             )
         else:
-            problems.extend(_timing_problems_min(starts / 60.0, (starts + durations) / 60.0))
+            schedule_problems = _timing_problems_min(starts / 60.0, (starts + durations) / 60.0)
+            problems.extend(schedule_problems)
+            schedule_ok = not schedule_problems and starts.size > 0
     if n_volumes is not None:
         for key, values in (("FrameTimesStart", starts), ("FrameDuration", durations)):
             if values is not None and values.size != n_volumes:
                 problems.append(f"{key} has {values.size} values but the image has {n_volumes} volumes")
-    _number(sidecar, "InjectionStart", problems)
+    injection_s = _number(sidecar, "InjectionStart", problems)
+    if schedule_ok and injection_s is not None:
+        # Known from the sidecar alone, so said here rather than by the models after preprocessing.
+        if starts[0] < injection_s:
+            problems.append(f"frame 1 starts {injection_s - starts[0]:g} s before InjectionStart; the models start at "
+                            "injection: drop the pre-injection frames from the image and the sidecar")
+        scan_end_min = (starts[-1] + durations[-1] - injection_s) / 60.0
+        try:
+            half_life_min = HALF_LIFE_MIN[normalise_radionuclide(sidecar.get("TracerRadionuclide"))]
+        except (InputError, KeyError, TypeError, AttributeError):
+            half_life_min = None  # reported below when unknown
+        if half_life_min is not None and scan_end_min > MAX_SCAN_HALF_LIVES * half_life_min:
+            problems.append(f"the last frame ends {scan_end_min / 60:.0f} h after injection, more than "
+                            f"{MAX_SCAN_HALF_LIVES:g} half-lives of the radionuclide; FrameTimesStart and "
+                            "FrameDuration must be in seconds (milliseconds given?)")
     corrected = sidecar.get("ImageDecayCorrected")
     if "ImageDecayCorrected" not in sidecar or corrected is None:
         problems.append("ImageDecayCorrected missing")
