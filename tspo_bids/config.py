@@ -11,6 +11,7 @@ command-line choices of ``--tracer`` come from this table.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,8 @@ from types import MappingProxyType
 from typing import Any
 
 from tspo_bids.errors import InputError
+
+_LOGGER = logging.getLogger("tspo_bids.config")
 
 #: Where the source code lives (written to ``GeneratedBy[].CodeURL``).
 CODE_URL = "https://github.com/tspo-bids/tspo-bids"
@@ -271,13 +274,19 @@ class Settings:
     verbose: int = 0
     command_line: str = ""
 
-    def for_tracer(self, tracer_name: str | None, *, source: str) -> Settings:
+    def for_tracer(self, tracer_name: str | None, *, source: str, frame_start_min: Any = None,
+                   frame_end_min: Any = None, warn: bool = True) -> Settings:
         """These settings with ``tracer``, ``t_star_min`` and ``suvr_window_min`` filled for one run.
 
         Explicit options win; otherwise the preset of ``--tracer`` or of the sidecar's
         ``TracerName`` fills them. An unknown tracer is an error only when a requested
         model needs a preset value ("Logan" without ``--t-star``, "SUVR" without
         ``--suvr-window``); otherwise the settings come back unchanged.
+
+        With the run's frames (``frame_start_min``, ``frame_end_min``: minutes from injection) the
+        SUVR window and t* are also checked against the scan: outside it, a value the user asked
+        for (the option, or a model needing it) is an error; a preset value the user did not ask
+        for is dropped (no SUVR or Logan map), logged when ``warn``.
 
         Raises
         ------
@@ -291,9 +300,45 @@ class Settings:
             needs_window = "SUVR" in self.models and self.suvr_window_min is None
             if needs_t_star or needs_window:
                 raise
-            return self
-        return replace(self, tracer=preset.key, t_star_min=self.t_star_for(preset),
-                       suvr_window_min=self.suvr_window_for(preset))
+            tuned = self
+        else:
+            tuned = replace(self, tracer=preset.key, t_star_min=self.t_star_for(preset),
+                            suvr_window_min=self.suvr_window_for(preset))
+        if frame_start_min is None or frame_end_min is None:
+            return tuned
+        return tuned._within_scan(float(min(frame_start_min)), float(max(frame_start_min)), float(max(frame_end_min)),
+                                  source=source, explicit_window=self.suvr_window_min is not None,
+                                  explicit_t_star=self.t_star_min is not None, warn=warn)
+
+    def _within_scan(self, first_start: float, last_start: float, scan_end: float, *, source: str,
+                     explicit_window: bool, explicit_t_star: bool, warn: bool) -> Settings:
+        """Check (or drop) the SUVR window and t* against a scan spanning ``first_start``-``scan_end`` minutes."""
+        tolerance = 1e-6
+        updates: dict[str, Any] = {}
+        window = self.suvr_window_min
+        if window is not None and (window[0] < first_start - tolerance or window[1] > scan_end + tolerance):
+            what = f"the SUVR window {window[0]:g}-{window[1]:g} min"
+            if explicit_window or "SUVR" in self.models:
+                origin = "--suvr-window" if explicit_window else f"the {self.tracer} preset"
+                raise InputError(f"{source}: {what} ({origin}) is not covered by the scan ({first_start:g}-"
+                                 f"{scan_end:g} min); give --suvr-window START END inside the scan")
+            if warn:
+                _LOGGER.info("%s: %s of the %s preset lies outside the scan (%g-%g min): no SUVR map "
+                                "(give --suvr-window START END for one)", source, what, self.tracer, first_start,
+                                scan_end)
+            updates["suvr_window_min"] = None
+        t_star = self.t_star_min
+        if t_star is not None and t_star > last_start + tolerance:
+            what = f"t* = {t_star:g} min"
+            if explicit_t_star or "Logan" in self.models:
+                origin = "--t-star" if explicit_t_star else f"the {self.tracer} preset"
+                raise InputError(f"{source}: {what} ({origin}) is after the start of the last frame "
+                                 f"({last_start:g} min); give --t-star MIN earlier in the scan")
+            if warn:
+                _LOGGER.info("%s: %s of the %s preset is after the start of the last frame (%g min): no Logan "
+                                "map (give --t-star MIN for one)", source, what, self.tracer, last_start)
+            updates["t_star_min"] = None
+        return replace(self, **updates) if updates else self
 
     def tracer_preset(self, tracer_name: str | None, *, source: str) -> TracerPreset:
         """Preset for a run whose sidecar says ``tracer_name`` (``--tracer`` wins)."""

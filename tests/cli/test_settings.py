@@ -79,6 +79,33 @@ def test_for_tracer_unknown():
         _settings(models=("SUVR",)).for_tracer(None, source="x.json")
 
 
+#: A 60-min scan: frames starting 0-55 min, ending at 60 min.
+SCAN_60 = {"frame_start_min": [0.0, 10.0, 30.0, 55.0], "frame_end_min": [10.0, 30.0, 55.0, 60.0]}
+
+
+def test_preset_values_outside_the_scan_are_dropped_when_not_asked_for():
+    """PBR28's preset SUVR window (60-90 min) on a 60-min scan: no SUVR map, and the run goes on (was a failure
+    at the end of the run)."""
+    fitted = _settings().for_tracer("[11C]PBR28", source="x.json", **SCAN_60)
+    assert (fitted.tracer, fitted.suvr_window_min, fitted.t_star_min) == ("pbr28", None, 30.0)
+    inside = _settings().for_tracer("PK11195", source="x.json", **SCAN_60)  # 40-60 min and t* 20 fit
+    assert (inside.suvr_window_min, inside.t_star_min) == ((40.0, 60.0), 20.0)
+    short = {"frame_start_min": [0.0, 5.0, 15.0], "frame_end_min": [5.0, 15.0, 25.0]}
+    assert _settings().for_tracer("PK11195", source="x.json", **short).t_star_min is None  # t* 20 > last start 15
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"suvr_window_min": (50.0, 70.0)}, "x.json: the SUVR window 50-70 min (--suvr-window) is not covered by the "
+                                        "scan (0-60 min)"),
+    ({"models": ("SRTM", "SUVR")}, "x.json: the SUVR window 60-90 min (the pbr28 preset) is not covered"),
+    ({"t_star_min": 58.0}, "x.json: t* = 58 min (--t-star) is after the start of the last frame (55 min)"),
+])
+def test_asked_for_values_outside_the_scan_are_errors(changes, message):
+    with pytest.raises(InputError) as caught:
+        _settings(**changes).for_tracer("[11C]PBR28", source="x.json", **SCAN_60)
+    assert str(caught.value).startswith(message)
+
+
 def test_settings_pickle_and_deepcopy_and_stay_read_only(tmp_path):
     """Nipype pickles and deep-copies node inputs: Settings must survive both."""
     import copy

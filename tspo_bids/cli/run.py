@@ -358,10 +358,14 @@ def run_workflow(workflow: Any, settings: Settings) -> None:
 
 
 def _check_tracers(runs: Sequence[Any], settings: Settings) -> None:
+    from tspo_bids.kinetics import FrameTiming
+
     problems = []
     for run in runs:
+        timing = FrameTiming.from_bids(run.metadata)  # discovery checked the sidecar's timing
         try:
-            settings.for_tracer(run.metadata.get("TracerName"), source=str(run.sidecar_file))
+            settings.for_tracer(run.metadata.get("TracerName"), source=str(run.sidecar_file),
+                                frame_start_min=timing.start_min, frame_end_min=timing.end_min)
         except InputError as error:
             problems.append(str(error))
     if problems:

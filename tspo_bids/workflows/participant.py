@@ -9,6 +9,7 @@ from typing import Any
 from nipype.pipeline import engine as pe
 
 from tspo_bids import __version__
+from tspo_bids.kinetics import FrameTiming
 from tspo_bids.pet.models import canonical_model_name
 from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
 from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
@@ -236,7 +237,10 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
     """
     name = name or f"{run.label.replace('-', '_')}_wf"
     # tracer preset (t*, SUVR window) of this run's sidecar, unless options override it
-    settings = settings.for_tracer(run.metadata.get("TracerName"), source=str(run.sidecar_file))
+    timing = FrameTiming.from_bids(run.metadata)
+    settings = settings.for_tracer(run.metadata.get("TracerName"), source=str(run.sidecar_file),
+                                   frame_start_min=timing.start_min, frame_end_min=timing.end_min,
+                                   warn=False)  # the command line's checks already warned
     workflow = pe.Workflow(name=name)
     omp = max(1, int(getattr(settings, "omp_nthreads", 1) or 1))
     metadata = dict(run.metadata)
