@@ -52,6 +52,22 @@ def test_user_mask_in_t1w_is_labelled(tmp_path, anatomy):
     assert out.source == "user" and out.n_lesions == 1 and labels.sum() == 64
 
 
+def test_probability_map_as_mask_is_thresholded_with_a_message(tmp_path, anatomy, caplog):
+    """A lesion probability map given as the mask: voxels >= 0.5 are lesion, not every voxel above zero."""
+    files, affine = anatomy
+    probability = np.full(SHAPE, 0.02, np.float32)  # a faint tail everywhere
+    probability[8:12, 8:12, 8:12] = 0.9  # 64 voxels
+    probability[8:12, 8:12, 12] = 0.4  # a lower-probability edge: not lesion
+    path = tmp_path / "sub-01_space-T1w_label-lesion_mask.nii.gz"
+    nib.save(nib.Nifti1Image(probability, affine), str(path))
+    with caplog.at_level(logging.WARNING, logger="nipype.interface"):
+        out = _run(tmp_path, files, user_mask=str(path), user_mask_space="T1w")
+    labels = np.asarray(nib.load(out.lesion_labels).dataobj)
+    assert out.source == "user" and out.n_lesions == 1 and (labels > 0).sum() == 64
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(path.name in m and "fractional values (max 0.9)" in m for m in messages), messages
+
+
 def test_mask_on_another_grid_is_ignored_with_a_message(tmp_path, anatomy, caplog):
     files, _ = anatomy
     path = tmp_path / "sub-01_space-T1w_label-lesion_mask.nii.gz"

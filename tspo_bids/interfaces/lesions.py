@@ -58,6 +58,24 @@ class _LesionMaskOutputSpec(TraitedSpec):
     n_lesions = traits.Int()
 
 
+#: Lesion probability at or above which a voxel of a probabilistic lesion map counts as lesion.
+LESION_PROBABILITY_MIN = 0.5
+
+
+def _lesion_voxels(values: np.ndarray, name: str) -> np.ndarray:
+    """Lesion voxels of a user mask: non-zero in a binary or label image; ``>= 0.5`` in a probability map.
+
+    A map with fractional values (e.g. a lesion probability map saved as the mask) would otherwise turn every
+    voxel above zero, often the whole brain's faint tail, into lesion.
+    """
+    values = np.nan_to_num(np.asarray(values, dtype=np.float64))
+    if np.any(values != np.round(values)):
+        LOGGER.warning("%s: lesion mask holds fractional values (max %.3g), as a probability map does; lesions are "
+                       "its voxels >= %g", name, float(values.max()), LESION_PROBABILITY_MIN)
+        return values >= LESION_PROBABILITY_MIN
+    return values > 0
+
+
 class LesionMask(SimpleInterface):
     """Lesions in T1w space: the user's mask when usable, else automatic FLAIR segmentation.
 
@@ -80,14 +98,15 @@ class LesionMask(SimpleInterface):
                 LOGGER.warning("%s: lesion mask is not on the T1w grid (shape %s vs %s); ignoring it",
                                name, mask_img.shape[:3], t1w.shape[:3])
                 return None
-            return np.asarray(mask_img.dataobj) > 0
+            return _lesion_voxels(np.asarray(mask_img.dataobj), name)
         if not (isdefined(self.inputs.flair_file) and isdefined(self.inputs.flair_matrix)):
             LOGGER.warning("%s: a FLAIR-space lesion mask needs the FLAIR image; ignoring it", name)
             return None
         if not _same_grid(mask_img, nib.load(self.inputs.flair_file)):
             LOGGER.warning("%s: lesion mask is not on the FLAIR grid; ignoring it", name)
             return None
-        binary = nib.Nifti1Image((np.asarray(mask_img.dataobj) > 0).astype(np.float32), mask_img.affine)
+        binary = nib.Nifti1Image(_lesion_voxels(np.asarray(mask_img.dataobj), name).astype(np.float32),
+                                 mask_img.affine)
         resampled = resample_to(binary, t1w, load_matrix(self.inputs.flair_matrix), order=1)
         return np.asarray(resampled.dataobj) >= 0.5
 
