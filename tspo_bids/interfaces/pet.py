@@ -25,6 +25,25 @@ def _timing(metadata: dict, pet_file: str, n_volumes: int):
     return FrameTiming.from_bids(metadata, n_volumes=n_volumes, source=Path(pet_file).name)
 
 
+def check_pet_values(series: np.ndarray, pet_file: str) -> None:
+    """Refuse a PET series (X, Y, Z, frames) that registration and models cannot use, naming the file.
+
+    Raises
+    ------
+    InputError
+        Non-finite values (NaN/inf: listed by frame), or an image that is 0 everywhere.
+    """
+    from tspo_bids.errors import InputError
+
+    non_finite = (~np.isfinite(series)).reshape(-1, series.shape[-1]).sum(axis=0)
+    if non_finite.any():
+        frames = ", ".join(f"{index + 1} ({count})" for index, count in enumerate(non_finite) if count)
+        raise InputError(f"{pet_file}: NaN or infinite values in frame(s) {frames} (frame: voxel count); "
+                         "tspo-bids needs finite values: set them to 0 outside the field of view, or drop those frames")
+    if not series.any():
+        raise InputError(f"{pet_file}: every voxel of every frame is 0; check how the PET series was exported")
+
+
 class _DecayCorrectInputSpec(BaseInterfaceInputSpec):
     pet_file = File(exists=True, mandatory=True, desc="raw 4D PET series")
     metadata = traits.Dict(mandatory=True, desc="PET JSON sidecar")
@@ -45,6 +64,7 @@ class DecayCorrect(SimpleInterface):
         series = np.asarray(img.get_fdata(dtype=np.float32))
         if series.ndim == 3:
             series = series[..., None]
+        check_pet_values(series, self.inputs.pet_file)
         timing = _timing(self.inputs.metadata, self.inputs.pet_file, series.shape[-1])
         corrected = timing.to_injection_decay_corrected(np.moveaxis(series, -1, 0), axis=0)
         out = Path(runtime.cwd) / "pet_decaycorrected.nii.gz"
