@@ -18,7 +18,7 @@ METADATA = {
 PREFIX = "tspo_bids_wf.sub_01_ses_a_trc_PK11195_wf"
 
 
-def _run(tmp_path: Path) -> PetRun:
+def _run(tmp_path: Path, metadata: dict = METADATA) -> PetRun:
     folder = tmp_path / "sub-01" / "ses-a"
     folder.mkdir(parents=True)
     files = {}
@@ -26,14 +26,14 @@ def _run(tmp_path: Path) -> PetRun:
         path = folder / f"sub-01_ses-a_{name}.nii.gz"
         nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), np.eye(4)), str(path))
         files[name] = path
-    return PetRun("01", "a", "PK11195", None, None, files["trc-PK11195_pet"], folder / "pet.json", METADATA,
+    return PetRun("01", "a", "PK11195", None, None, files["trc-PK11195_pet"], folder / "pet.json", metadata,
                   files["T1w"], None)
 
 
-def _nodes(tmp_path: Path, **options) -> set[str]:
+def _nodes(tmp_path: Path, metadata: dict = METADATA, **options) -> set[str]:
     settings = Settings(bids_dir=tmp_path, output_dir=tmp_path / "out", analysis_level="participant",
                         work_dir=tmp_path / "work", **options)
-    graph = init_tspo_wf([_run(tmp_path)], settings)._create_flat_graph()
+    graph = init_tspo_wf([_run(tmp_path, metadata)], settings)._create_flat_graph()
     return {node.fullname for node in graph.nodes()}
 
 
@@ -60,3 +60,12 @@ def test_svca_run_uses_the_svca_reference(tmp_path):
     assert workflow._graph.get_edge_data(workflow.get_node("anat_wf"), modelling_wf) is None
     assert modelling_wf.get_node("regional_models").inputs.reference_region == "svca"
     assert workflow.get_node("maps_wf").get_node("parametric_maps").inputs.reference_region == "svca"
+
+
+def test_no_class_curves_without_an_early_frame(tmp_path):
+    """A schedule whose first frame ends after 1.5 min cannot give the blood class: the session writes no class
+    curves (was: the whole participant run failed on that node, SVCA asked for or not)."""
+    late = {**METADATA, "FrameTimesStart": [0, 120, 300], "FrameDuration": [120, 180, 300]}
+    nodes = _nodes(tmp_path, late)
+    assert f"{PREFIX}.svca_wf.svca_class_curves" not in nodes and f"{PREFIX}.ds_svca_class_table" not in nodes
+    assert f"{PREFIX}.ds_modelling_kinpar_files" in nodes and f"{PREFIX}.ds_anat_reference_mask" in nodes

@@ -105,6 +105,9 @@ SVCA_CLASSES: tuple[str, ...] = ("gm", "wm", "highbinding", "blood")
 #: Default number of voxels processed at once by the NNLS (bounds memory).
 DEFAULT_CHUNK_VOXELS = 50_000
 
+#: The blood class is judged on the frames ending by this time, minutes from injection.
+BLOOD_WINDOW_END_MIN = 1.5
+
 
 @dataclass(frozen=True)
 class SvcaControl:
@@ -207,7 +210,7 @@ def build_svca_classes(
     gm_threshold: float = 0.9,
     wm_threshold: float = 0.9,
     n_blood_voxels: int = 40,
-    blood_window_end_min: float = 1.5,
+    blood_window_end_min: float = BLOOD_WINDOW_END_MIN,
     frame_tolerance_min: float = 1e-3,
 ) -> NDArray[np.float64]:
     """Kinetic classes GM, WM, high binding and blood, averaged over healthy controls.

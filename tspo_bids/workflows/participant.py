@@ -21,7 +21,7 @@ from tspo_bids.workflows.maps import init_parametric_maps_wf
 from tspo_bids.workflows.modelling import init_modelling_wf
 from tspo_bids.workflows.pvc import init_pvc_wf
 from tspo_bids.workflows.group_svca import classes_file_for
-from tspo_bids.workflows.svca import init_svca_wf
+from tspo_bids.workflows.svca import has_svca_class_frames, init_svca_wf
 from tspo_bids.workflows.pet import init_pet_wf
 
 
@@ -343,6 +343,8 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         if output.needs_pvc and (settings.pvc == "none" or (output.needs_pvc == "rbv" and settings.pvc != "rbv")):
             continue
         if not _ref_region_wants(output, settings.ref_region):
+            continue
+        if output.node == "svca" and output.field == "class_table" and not has_svca_class_frames(metadata):
             continue
         sink_inputs = dict(
             base_directory=str(settings.output_dir),

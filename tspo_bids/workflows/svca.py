@@ -10,6 +10,15 @@ from nipype.pipeline import engine as pe
 from tspo_bids.interfaces.svca import SvcaClassCurves, SvcaReference
 
 
+def has_svca_class_frames(metadata: dict) -> bool:
+    """Whether the frame schedule can give this session's SVCA class curves (a frame ending by 1.5 min,
+    for the blood class). Without one, the participant level writes no class curves and says why."""
+    from tspo_bids.kinetics import FrameTiming
+    from tspo_bids.pet.svca import BLOOD_WINDOW_END_MIN
+
+    return bool((FrameTiming.from_bids(metadata).end_min <= BLOOD_WINDOW_END_MIN + 1e-9).any())
+
+
 def init_svca_wf(metadata: dict, classes_file: Path | None, name: str = "svca_wf") -> pe.Workflow:
     """Build the SVCA workflow (methods: README "SVCA reference region").
 
@@ -35,7 +44,7 @@ def init_svca_wf(metadata: dict, classes_file: Path | None, name: str = "svca_wf
     Outputs
     -------
     class_table
-        This session's class curves (TSV).
+        This session's class curves (TSV; only when a frame ends by 1.5 min, :func:`has_svca_class_frames`).
     gm_fraction, reference_mask
         Kinetic GM fraction map and SVCA reference mask (T1w; only with ``classes_file``).
     mask_files, region_names
@@ -47,13 +56,16 @@ def init_svca_wf(metadata: dict, classes_file: Path | None, name: str = "svca_wf
                         name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=["class_table", "gm_fraction", "reference_mask", "mask_files",
                                                    "region_names"]), name="outputnode")
-    curves = pe.Node(SvcaClassCurves(metadata=metadata), name="svca_class_curves", mem_gb=2.0)
-    workflow.connect([
-        (inputnode, curves, [("pet_t1w", "pet_file"), ("brain_mask", "brain_mask"), ("gm_prob", "gm_prob"),
-                             ("wm_prob", "wm_prob"), ("gm_class_mask", "gm_class_mask"),
-                             ("atlas_labels", "atlas_labels")]),
-        (curves, outputnode, [("out_file", "class_table")]),
-    ])
+    if has_svca_class_frames(metadata):
+        curves = pe.Node(SvcaClassCurves(metadata=metadata), name="svca_class_curves", mem_gb=2.0)
+        workflow.connect([
+            (inputnode, curves, [("pet_t1w", "pet_file"), ("brain_mask", "brain_mask"), ("gm_prob", "gm_prob"),
+                                 ("wm_prob", "wm_prob"), ("gm_class_mask", "gm_class_mask"),
+                                 ("atlas_labels", "atlas_labels")]),
+            (curves, outputnode, [("out_file", "class_table")]),
+        ])
+    else:
+        workflow.add_nodes([inputnode, outputnode])
     if classes_file is not None:
         reference = pe.Node(SvcaReference(metadata=metadata, classes_file=str(classes_file)),
                             name="svca_reference", mem_gb=2.0)
