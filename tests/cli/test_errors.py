@@ -117,6 +117,22 @@ def test_output_dir_equal_to_bids_dir(dataset, capsys, mode):
     assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before  # nothing written there
 
 
+def test_output_dir_inside_a_subject_folder(dataset, capsys):
+    """Derivatives inside the raw dataset are allowed only under BIDS_DIR/derivatives."""
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    target = dataset / "sub-01" / "derivs"
+    line = _run(capsys, dataset, target, "participant")
+    assert f"{target}: OUTPUT_DIR is inside BIDS_DIR but not under BIDS_DIR/derivatives" in line
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before  # nothing written there
+
+
+def test_missing_bids_dir_creates_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = _run(capsys, tmp_path / "mistyped", tmp_path / "out", "participant")
+    assert f"{tmp_path / 'mistyped'}: BIDS_DIR does not exist or is not a directory" in line
+    assert not (tmp_path / "out").exists()  # no OUTPUT_DIR (and logs) for a mistyped path
+
+
 def test_work_dir_inside_bids_dir(dataset, tmp_path, capsys):
     line = _run(capsys, dataset, tmp_path / "out", "participant", "-w", dataset / "work")
     assert f"{dataset / 'work'}: the work directory is inside BIDS_DIR" in line

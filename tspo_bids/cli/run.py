@@ -61,7 +61,8 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
     Raises
     ------
     InputError
-        OUTPUT_DIR equal to BIDS_DIR, a work directory inside BIDS_DIR, more OpenMP
+        OUTPUT_DIR equal to BIDS_DIR or inside it but not under its ``derivatives``
+        folder, a work directory inside BIDS_DIR, more OpenMP
         threads than processes, a --suvr-window that ends before it starts.
     """
     bids_dir = namespace.bids_dir.expanduser().resolve()
@@ -69,6 +70,10 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
     if output_dir == bids_dir:
         raise InputError(f"{output_dir}: OUTPUT_DIR is BIDS_DIR; write derivatives elsewhere, "
                          "e.g. BIDS_DIR/derivatives/tspo-bids")
+    if _is_within(output_dir, bids_dir) and not _is_within(output_dir, bids_dir / "derivatives"):
+        raise InputError(f"{output_dir}: OUTPUT_DIR is inside BIDS_DIR but not under BIDS_DIR/derivatives; "
+                         "derivatives elsewhere in a raw dataset make it invalid (e.g. use "
+                         f"{bids_dir / 'derivatives' / 'tspo-bids'})")
     work_dir = (namespace.work_dir.expanduser() if namespace.work_dir else Path.cwd() / "work").resolve()
     if _is_within(work_dir, bids_dir):
         raise InputError(f"{work_dir}: the work directory is inside BIDS_DIR {bids_dir}; "
@@ -455,6 +460,8 @@ def _run(namespace: Any, argv: Sequence[str] | None) -> int:
     """Settings, logging and the chosen analysis level; every failure becomes one line (see module docstring)."""
     try:
         settings = build_settings(namespace, argv)
+        if not settings.bids_dir.is_dir():  # before OUTPUT_DIR and its logs are created for a mistyped path
+            raise InputError(f"{settings.bids_dir}: BIDS_DIR does not exist or is not a directory")
         try:
             settings.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
