@@ -5,8 +5,8 @@ Exit codes: 0 success; 1 an :class:`~tspo_bids.errors.InputError` (printed as on
 crash file(s)), a file-system error (one line naming the path: read-only, full, no permission)
 or an unexpected exception (one line; its traceback goes to the log file, or to the console
 with ``-vv`` before a log file exists); 2 a command-line usage error (argparse); 143 stopped by
-SIGTERM (a Slurm time limit, ``docker stop``): one line, and running the same command again
-resumes from the work directory.
+SIGTERM (a Slurm time limit, ``docker stop``), 130 by Ctrl-C (SIGINT): one line, and running the
+same command again resumes from the work directory.
 """
 
 from __future__ import annotations
@@ -448,12 +448,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version (0) and usage errors (2)
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
     setup_logging(namespace.verbose, None)
-    previous_handler = _exit_cleanly_on_sigterm()
+    previous_handlers = _exit_cleanly_on_signals()
     try:
         return _run(namespace, argv)
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        for signum, previous in previous_handlers.items():
+            signal.signal(signum, previous)
 
 
 def _run(namespace: Any, argv: Sequence[str] | None) -> int:
@@ -474,12 +474,13 @@ def _run(namespace: Any, argv: Sequence[str] | None) -> int:
         else:
             run_group_level(settings)
     except (InputError, WorkflowError, Terminated) as error:
-        if _SIGTERM_RECEIVED:  # also when Nipype caught it inside a node and reported a node failure
+        if _STOP_SIGNAL is not None:  # also when Nipype caught it inside a node and reported a node failure
             for child in multiprocessing.active_children():  # MultiProc workers still busy with a node
                 child.terminate()
-            _fail("stopped by SIGTERM (a time limit or 'docker stop'); every derivative written so far is complete; "
+            cause = "SIGTERM (a time limit or 'docker stop')" if _STOP_SIGNAL == signal.SIGTERM else "Ctrl-C"
+            _fail(f"stopped by {cause}; every derivative written so far is complete; "
                   "run the same command again to resume from the work directory")
-            return 128 + signal.SIGTERM
+            return 128 + _STOP_SIGNAL
         return _fail(str(error))
     except OSError as error:  # the environment, not the data: read-only or full disk, permissions
         where = f"{error.filename}: " if error.filename else ""
@@ -495,23 +496,24 @@ def _run(namespace: Any, argv: Sequence[str] | None) -> int:
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived in the main process (raised by the handler of :func:`_exit_cleanly_on_sigterm`)."""
+    """SIGTERM or SIGINT arrived in the main process (raised by the handler of :func:`_exit_cleanly_on_signals`)."""
 
 
-_SIGTERM_RECEIVED = False
+#: The stop signal received by the main process during this run (None: none).
+_STOP_SIGNAL: int | None = None
 
 
-def _exit_cleanly_on_sigterm() -> Any:
-    """Turn SIGTERM in this process into :class:`Terminated`; worker processes forked later keep the default.
+def _exit_cleanly_on_signals() -> dict[int, Any]:
+    """Turn SIGTERM and SIGINT in this process into :class:`Terminated`; forked workers keep the default.
 
     Nipype's MultiProc workers are forked from this process and inherit the handler: in them it
     restores the default action and re-sends the signal, so they stop as before. Returns the
-    previous handler (``None`` outside the main thread, where no handler can be set).
+    previous handlers (empty outside the main thread, where no handler can be set).
     """
-    global _SIGTERM_RECEIVED
-    _SIGTERM_RECEIVED = False
+    global _STOP_SIGNAL
+    _STOP_SIGNAL = None
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
     main_pid = os.getpid()
 
     def handler(signum: int, frame: Any) -> None:
@@ -519,11 +521,11 @@ def _exit_cleanly_on_sigterm() -> Any:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        global _SIGTERM_RECEIVED
-        _SIGTERM_RECEIVED = True
+        global _STOP_SIGNAL
+        _STOP_SIGNAL = signum
         raise Terminated()
 
-    return signal.signal(signal.SIGTERM, handler)
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _fail(message: str) -> int:

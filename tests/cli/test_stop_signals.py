@@ -1,4 +1,5 @@
-"""SIGTERM (a Slurm time limit, ``docker stop``) during a participant run: one line, exit 143, nothing half-written.
+"""SIGTERM (a Slurm time limit, ``docker stop``) or Ctrl-C during a participant run: one line, exit 128 + signal,
+nothing half-written.
 
 Runs the real command on one participant of data/test_bids and stops it once the workflow has started, with
 the single-process plugin (the signal lands inside a node) and with MultiProc (it lands in the scheduler
@@ -20,7 +21,7 @@ TEST_BIDS = REPO / "data" / "test_bids"
 STARTED = "running tspo_bids_wf"
 #: Generous: the run itself must stop within this after the signal (Slurm's default KillWait is 30 s).
 STOP_LIMIT_S = 60
-MESSAGE = "tspo-bids: error: stopped by SIGTERM"
+MESSAGES = {signal.SIGTERM: "tspo-bids: error: stopped by SIGTERM", signal.SIGINT: "tspo-bids: error: stopped by Ctrl-C"}
 
 
 def _wait_for(path: Path, text: str, process: subprocess.Popen, limit_s: float) -> None:
@@ -36,8 +37,8 @@ def _wait_for(path: Path, text: str, process: subprocess.Popen, limit_s: float) 
     pytest.fail(f"no {text!r} within {limit_s} s")
 
 
-@pytest.mark.parametrize("nprocs", ["1", "2"])
-def test_sigterm_stops_the_run_in_one_line(tmp_path, nprocs):
+@pytest.mark.parametrize("nprocs, signum", [("1", signal.SIGTERM), ("2", signal.SIGTERM), ("2", signal.SIGINT)])
+def test_stop_signal_ends_the_run_in_one_line(tmp_path, nprocs, signum):
     out, work, stderr = tmp_path / "out", tmp_path / "work", tmp_path / "stderr.txt"
     with open(stderr, "w") as handle:
         process = subprocess.Popen(
@@ -46,15 +47,15 @@ def test_sigterm_stops_the_run_in_one_line(tmp_path, nprocs):
             stdout=subprocess.DEVNULL, stderr=handle)
         _wait_for(stderr, STARTED, process, limit_s=120)
         time.sleep(3)  # into the first nodes
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         try:
             code = process.wait(timeout=STOP_LIMIT_S)
         except subprocess.TimeoutExpired:
             process.kill()
-            pytest.fail(f"still running {STOP_LIMIT_S} s after SIGTERM")
+            pytest.fail(f"still running {STOP_LIMIT_S} s after signal {signum}")
     lines = stderr.read_text().strip().splitlines()
-    assert code == 128 + signal.SIGTERM, lines[-5:]
-    assert lines[-1].startswith(MESSAGE) and "resume" in lines[-1], lines[-5:]
+    assert code == 128 + signum, lines[-5:]
+    assert lines[-1].startswith(MESSAGES[signum]) and "resume" in lines[-1], lines[-5:]
     assert not any("Traceback" in line for line in lines), lines
     # Atomic writes: no temporary file of an interrupted write is left beside the derivatives.
     leftovers = [p for p in out.rglob(".*") if p.is_file() and p.name not in (".bidsignore", ".dataset_description.lock")]
