@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -145,14 +146,26 @@ def test_missing_sidecar(tmp_path):
         discover_pet_runs(root)
 
 
-def test_3d_pet_counts_one_volume(tmp_path):
+def test_3d_pet_counts_one_volume_and_is_refused_as_static(tmp_path):
     root = make_bids(tmp_path / "ds", n_frames=1)
     pet = root / "sub-01/pet/sub-01_pet.nii.gz"
     nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)).to_filename(pet)
-    assert len(discover_pet_runs(root)) == 1
+    with pytest.raises(InputError) as caught:
+        discover_pet_runs(root)
+    assert str(caught.value) == (f"{pet}: 1 frame(s); tspo-bids models dynamic PET and needs at least 3 (static "
+                                 "SUVR-only scans are not supported)")
     edit_json(root / "sub-01/pet/sub-01_pet.json", FrameTimesStart=[0, 60], FrameDuration=[60, 60])
     with pytest.raises(InputError, match="1 volumes"):
         discover_pet_runs(root)
+
+
+def test_tracer_label_and_sidecar_disagreeing_is_logged(tmp_path, caplog):
+    root = make_bids(tmp_path / "ds", tracer_entity="PK11195")
+    for sidecar in root.rglob("*_pet.json"):
+        edit_json(sidecar, TracerName="[11C]PBR28")
+    with caplog.at_level(logging.WARNING, logger="tspo_bids"):
+        discover_pet_runs(root)
+    assert any("trc-PK11195 in the file name but TracerName '[11C]PBR28'" in r.getMessage() for r in caplog.records)
 
 
 def test_sidecar_problems_errors_and_warnings():

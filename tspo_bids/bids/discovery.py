@@ -229,6 +229,23 @@ def read_n_volumes(image_file: Path) -> int:
     return int(shape[3]) if len(shape) >= 4 else 1
 
 
+#: Fewest frames the participant level can model: SRTM's three parameters (R1, k2, BPND), voxelwise too.
+MIN_DYNAMIC_FRAMES = 3
+
+
+def _warn_tracer_mismatch(label: str | None, tracer_name: Any, pet_file: Path) -> None:
+    """Log when the file name's ``trc-`` label and the sidecar's ``TracerName`` name different known tracers."""
+    from tspo_bids.config import tracer_key_from_name
+
+    if not label or not isinstance(tracer_name, str):
+        return
+    from_label, from_sidecar = tracer_key_from_name(label), tracer_key_from_name(tracer_name)
+    if from_label and from_sidecar and from_label != from_sidecar:
+        LOGGER.warning("%s: trc-%s in the file name but TracerName %r in the sidecar; the sidecar's tracer (%s) sets "
+                       "the presets (t*, SUVR window, genotype rules)", pet_file.name, label, tracer_name,
+                       from_sidecar)
+
+
 def sidecar_problems(metadata: Mapping[str, Any], n_volumes: int | None) -> tuple[list[str], list[str]]:
     """Check a PET sidecar: returns (errors, warnings), each without the file name.
 
@@ -505,8 +522,12 @@ def discover_pet_runs(
             n_volumes: int | None = read_n_volumes(pet_file)
         except Exception:  # nibabel raises several types for broken files; image_problems named it
             n_volumes = None
+        if n_volumes is not None and n_volumes < MIN_DYNAMIC_FRAMES:
+            file_problems.append(f"{pet_file}: {n_volumes} frame(s); tspo-bids models dynamic PET and needs at least "
+                                 f"{MIN_DYNAMIC_FRAMES} (static SUVR-only scans are not supported)")
         if sidecar is not None:
             errors, warnings = sidecar_problems(metadata, n_volumes)
+            _warn_tracer_mismatch(entities.get("tracer"), metadata.get("TracerName"), pet_file)
             file_problems.extend(f"{sidecar}: {problem}" for problem in errors)
             for warning in warnings:
                 LOGGER.warning("%s: %s", sidecar.name, warning)
