@@ -85,3 +85,14 @@ def test_group_level_warns_about_left_out_and_unlisted_participants(tmp_path, ca
     with caplog.at_level(logging.WARNING, logger="tspo_bids"):  # only participant 02 asked for: nothing left out
         report_coverage(kinpar.iloc[:1], participants, bids, tmp_path / "out", ["02"], "HC")
     assert not caplog.records
+
+
+def test_unknown_group_values_are_named(tmp_path, caplog):
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    kinpar = pd.DataFrame({"participant_id": ["sub-01", "sub-02", "sub-03"], "region": ["wm"] * 3})
+    participants = pd.DataFrame({"participant_id": ["sub-01", "sub-02", "sub-03"], "group": ["HC", "MSX", "RRMS"]})
+    with caplog.at_level(logging.WARNING, logger="tspo_bids"):
+        report_coverage(kinpar, participants, bids, tmp_path / "out", None, "HC")
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "group value(s) MSX are none of HC, CIS, RRMS, SPMS, PPMS; kept as given" in warning

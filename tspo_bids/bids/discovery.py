@@ -579,6 +579,8 @@ GENOTYPES: tuple[str, ...] = ("HAB", "MAB", "LAB")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("group", "age", "sex", "edss", "tspo_genotype", "site", "progressed",
                                      "edss_followup")
 NUMERIC_COLUMNS: tuple[str, ...] = ("age", "edss", "progressed", "edss_followup")
+#: ``group`` values the README documents (healthy controls and MS courses); others are kept, with a warning.
+KNOWN_GROUPS: tuple[str, ...] = ("HC", "CIS", "RRMS", "SPMS", "PPMS")
 
 
 def read_participants(bids_dir: Path) -> pd.DataFrame:

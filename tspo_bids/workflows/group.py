@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tspo_bids.bids.derivatives import write_json_atomic, write_tsv_atomic
-from tspo_bids.bids.discovery import read_participants
+from tspo_bids.bids.discovery import KNOWN_GROUPS, read_participants
 from tspo_bids.errors import InputError
 from tspo_bids.stats.collect import collect_kinpar, join_participants
 from tspo_bids.workflows.group_lesions import run_lesion_phenotypes
@@ -101,6 +101,12 @@ def report_coverage(kinpar: Any, participants: Any, bids_dir: Path, output_dir: 
         if unlisted:
             LOGGER.warning("%s: no row for %s; their group, EDSS and genotype are n/a in the group tables",
                            bids_dir / "participants.tsv", ", ".join(unlisted))
+    unknown = sorted({g for p, g in groups.items() if p in with_results and g not in KNOWN_GROUPS
+                      and g != control_group})
+    if unknown:
+        LOGGER.warning("%s: group value(s) %s are none of %s%s; kept as given", bids_dir / "participants.tsv",
+                       ", ".join(unknown), ", ".join(KNOWN_GROUPS),
+                       f" or --control-group {control_group}" if control_group not in KNOWN_GROUPS else "")
     if groups:
         counts: dict[str, int] = {}
         for participant in sorted(with_results):
