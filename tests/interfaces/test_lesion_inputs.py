@@ -60,7 +60,7 @@ def test_probability_map_as_mask_is_thresholded_with_a_message(tmp_path, anatomy
     probability[8:12, 8:12, 12] = 0.4  # a lower-probability edge: not lesion
     path = tmp_path / "sub-01_space-T1w_label-lesion_mask.nii.gz"
     nib.save(nib.Nifti1Image(probability, affine), str(path))
-    with caplog.at_level(logging.WARNING, logger="nipype.interface"):
+    with caplog.at_level(logging.WARNING, logger="tspo_bids"):
         out = _run(tmp_path, files, user_mask=str(path), user_mask_space="T1w")
     labels = np.asarray(nib.load(out.lesion_labels).dataobj)
     assert out.source == "user" and out.n_lesions == 1 and (labels > 0).sum() == 64
@@ -72,7 +72,7 @@ def test_mask_on_another_grid_is_ignored_with_a_message(tmp_path, anatomy, caplo
     files, _ = anatomy
     path = tmp_path / "sub-01_space-T1w_label-lesion_mask.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.uint8), np.eye(4)), str(path))
-    with caplog.at_level(logging.WARNING, logger="nipype.interface"):
+    with caplog.at_level(logging.WARNING, logger="tspo_bids"):
         out = _run(tmp_path, files, user_mask=str(path), user_mask_space="T1w")
     assert out.source == "none" and out.n_lesions == 0
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -83,7 +83,7 @@ def test_empty_mask_gives_no_lesion_and_a_message(tmp_path, anatomy, caplog):
     files, affine = anatomy
     path = tmp_path / "empty.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.uint8), affine), str(path))
-    with caplog.at_level(logging.WARNING, logger="nipype.interface"):
+    with caplog.at_level(logging.WARNING, logger="tspo_bids"):
         out = _run(tmp_path, files, user_mask=str(path), user_mask_space="T1w")
     assert out.source == "user" and out.n_lesions == 0
     assert any("no lesion" in r.getMessage() for r in caplog.records)

@@ -21,7 +21,7 @@ from nipype.interfaces.base import (
 from tspo_bids.interfaces._io import save_like
 from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
 
-LOGGER = logging.getLogger("nipype.interface")
+LOGGER = logging.getLogger("tspo_bids.interfaces")  # tspo-bids console: warnings reach the user
 
 
 class _PreprocessT1wInputSpec(BaseInterfaceInputSpec):

@@ -21,7 +21,7 @@ from nipype.interfaces.base import (
 from tspo_bids.interfaces._io import load_matrix, save_like
 from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
 
-LOGGER = logging.getLogger("nipype.interface")
+LOGGER = logging.getLogger("tspo_bids.interfaces")  # tspo-bids console: warnings reach the user
 
 
 def _same_grid(a: nib.spatialimages.SpatialImage, b: nib.spatialimages.SpatialImage) -> bool:
@@ -95,15 +95,17 @@ class LesionMask(SimpleInterface):
         name = Path(path).name
         if self.inputs.user_mask_space == "T1w":
             if not _same_grid(mask_img, t1w):
-                LOGGER.warning("%s: lesion mask is not on the T1w grid (shape %s vs %s); ignoring it",
-                               name, mask_img.shape[:3], t1w.shape[:3])
+                LOGGER.warning("%s: lesion mask is not on the T1w grid (shape %s vs %s, or another affine); ignoring "
+                               "it (lesions come from the automatic segmentation when there is a FLAIR); resample it "
+                               "to the T1w to use it", name, mask_img.shape[:3], t1w.shape[:3])
                 return None
             return _lesion_voxels(np.asarray(mask_img.dataobj), name)
         if not (isdefined(self.inputs.flair_file) and isdefined(self.inputs.flair_matrix)):
             LOGGER.warning("%s: a FLAIR-space lesion mask needs the FLAIR image; ignoring it", name)
             return None
         if not _same_grid(mask_img, nib.load(self.inputs.flair_file)):
-            LOGGER.warning("%s: lesion mask is not on the FLAIR grid; ignoring it", name)
+            LOGGER.warning("%s: lesion mask is not on the FLAIR grid; ignoring it (lesions come from the automatic "
+                           "segmentation); resample it to the FLAIR to use it", name)
             return None
         binary = nib.Nifti1Image(_lesion_voxels(np.asarray(mask_img.dataobj), name).astype(np.float32),
                                  mask_img.affine)
