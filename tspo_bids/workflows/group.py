@@ -60,6 +60,10 @@ def run_group(settings: Any) -> Path:
     report_coverage(kinpar, participants, Path(settings.bids_dir), output_dir, labels,
                     getattr(settings, "control_group", None))
     table = join_participants(kinpar, participants)
+    # Lesion phenotypes read every control's and patient's maps before writing anything, and run before the
+    # group table is written: a damaged map then stops the run with the group folder as the last run left it,
+    # not with a new group table beside lesion tables of an older run.
+    run_lesion_phenotypes(settings, participants)
     group_dir = output_dir / "group"
     group_dir.mkdir(parents=True, exist_ok=True)
     out = group_dir / "group_kinpar.tsv"
@@ -67,7 +71,6 @@ def run_group(settings: Any) -> Path:
     write_json_atomic(GROUP_TABLE_DESCRIPTION, out.with_suffix(".json"))
     LOGGER.info("group table: %d rows, %d participants -> %s",
                 len(table), table["participant_id"].nunique(), out)
-    run_lesion_phenotypes(settings, participants)
     if getattr(settings, "build_svca_classes", False):
         build_group_classes(settings, participants)
     return out

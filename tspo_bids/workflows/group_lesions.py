@@ -66,12 +66,29 @@ def _image_data(path: Path, dtype: type | None = None) -> np.ndarray:
                          "re-run the participant level for this participant") from error
 
 
+#: Group-level lesion tables (and their JSON sidecars), replaced or removed together by each group run.
+PHENOTYPE_TABLES: tuple[str, ...] = ("lesion_phenotypes.tsv", "participant_lesion_markers.tsv")
+
+
 def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Path]:
     """Classify every patient lesion and summarise each patient (methods: README).
 
     Returns the tables written; none (with a log line saying why) when the dataset has no
-    control with a DVR map, or no lesion.
+    control with a DVR map, or no lesion; then lesion tables of an earlier group run are removed,
+    so the group folder never mixes runs.
     """
+    written = _lesion_phenotypes(settings, participants)
+    if not written:
+        group_dir = Path(settings.output_dir) / "group"
+        for name in PHENOTYPE_TABLES:
+            for stale in (group_dir / name, (group_dir / name).with_suffix(".json")):
+                if stale.is_file():
+                    stale.unlink()
+                    LOGGER.info("removed %s of an earlier group run (this run makes no lesion tables)", stale)
+    return written
+
+
+def _lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Path]:
     output_dir = Path(settings.output_dir)
     dvr_maps, correction = phenotype_dvr_maps(output_dir)
     nawm_masks = _find(output_dir, "sub-*/**/anat/*_label-nawm_mask.nii.gz")
@@ -129,7 +146,7 @@ def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Pat
                "RimWidth": {"Value": RIM_WIDTH_MM, "Units": "mm"}, "Model": PHENOTYPE_MODEL,
                "PartialVolumeCorrection": correction,
                "Controls": [f"{s}" + (f"_ses-{t}" if t else "") for s, t in controls]}
-    lesions_tsv = group_dir / "lesion_phenotypes.tsv"
+    lesions_tsv = group_dir / PHENOTYPE_TABLES[0]
     write_tsv_atomic(pd.DataFrame(lesion_rows), lesions_tsv)
     write_json_atomic({
         "Description": "Every lesion's core/rim DVR statistics and phenotype: rim-active (core not active, rim "
@@ -138,7 +155,7 @@ def run_lesion_phenotypes(settings: Any, participants: pd.DataFrame) -> list[Pat
                        "ActiveFraction of its voxels are.", **options,
         "volume_mm3": {"Units": "mm^3"}, "phenotype": {"Levels": ["rim-active", "overall-active", "inactive"]},
     }, lesions_tsv.with_suffix(".json"))
-    markers_tsv = group_dir / "participant_lesion_markers.tsv"
+    markers_tsv = group_dir / PHENOTYPE_TABLES[1]
     write_tsv_atomic(pd.DataFrame(marker_rows), markers_tsv)
     write_json_atomic({
         "Description": "Per patient (and session): lesion count, phenotype proportions and the progression marker "
