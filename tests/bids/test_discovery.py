@@ -159,6 +159,22 @@ def test_3d_pet_counts_one_volume_and_is_refused_as_static(tmp_path):
         discover_pet_runs(root)
 
 
+def test_sidecar_with_a_byte_order_mark_reads_and_a_broken_one_is_one_problem(tmp_path):
+    root = make_bids(tmp_path / "ds", subjects=["01", "02"])
+    bom = root / "sub-01/pet/sub-01_pet.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + bom.read_bytes())  # as Windows tools write UTF-8
+    broken = root / "sub-02/pet/sub-02_pet.json"
+    broken.write_text(broken.read_text()[:-5])
+    with pytest.raises(InputError) as caught:
+        discover_pet_runs(root)
+    message = str(caught.value)
+    assert str(bom) not in message
+    assert message.startswith(f"{broken}: not valid JSON") and message.count(str(broken)) == 1, message
+    broken.unlink()
+    (root / "sub-02/pet/sub-02_pet.nii.gz").unlink()
+    assert [run.subject for run in discover_pet_runs(root)] == ["01"]
+
+
 def test_tracer_label_and_sidecar_disagreeing_is_logged(tmp_path, caplog):
     root = make_bids(tmp_path / "ds", tracer_entity="PK11195")
     for sidecar in root.rglob("*_pet.json"):

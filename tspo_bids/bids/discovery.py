@@ -205,7 +205,7 @@ def read_sidecar_metadata(pet_file: Path, bids_dir: Path) -> tuple[Path | None, 
     problems: list[str] = []
     for _, _, path in candidates:
         try:
-            content = json.loads(path.read_text())
+            content = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows tools) is fine
         except (OSError, ValueError) as error:
             problems.append(f"{path}: not valid JSON ({error})")
             continue
@@ -525,7 +525,7 @@ def discover_pet_runs(
         if n_volumes is not None and n_volumes < MIN_DYNAMIC_FRAMES:
             file_problems.append(f"{pet_file}: {n_volumes} frame(s); tspo-bids models dynamic PET and needs at least "
                                  f"{MIN_DYNAMIC_FRAMES} (static SUVR-only scans are not supported)")
-        if sidecar is not None:
+        if sidecar is not None and not json_problems:  # an unreadable sidecar: that one problem, not its fallout
             errors, warnings = sidecar_problems(metadata, n_volumes)
             _warn_tracer_mismatch(entities.get("tracer"), metadata.get("TracerName"), pet_file)
             file_problems.extend(f"{sidecar}: {problem}" for problem in errors)
