@@ -77,3 +77,30 @@ def test_singular_affine(tmp_path):
     assert not nib.load(path).affine[:3, :3].any()  # the case this test is about
     (problem,) = image_problems(path)
     assert problem.startswith(f"{path}: the header's voxel-to-world affine is singular or not finite")
+
+
+@pytest.mark.parametrize("name", ["pet.nii.gz", "pet.nii"])
+@pytest.mark.parametrize("chunk_bytes", [7, 1 << 22])  # 7: every float32 element split across two chunks somewhere
+def test_non_finite_values_listed_by_frame(tmp_path, monkeypatch, name, chunk_bytes):
+    monkeypatch.setattr("tspo_bids.bids.images._CHUNK_BYTES", chunk_bytes)
+    data = np.ones((6, 5, 4, 3), np.float32)
+    data[0, 0, 0, 1] = np.nan  # first voxel of frame 2
+    data[5, 4, 3, 1] = np.inf  # last voxel of frame 2
+    data[2, 2, 2, 2] = np.nan
+    path = tmp_path / name
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    assert image_problems(path) == []  # values are checked only when asked (the PET series)
+    (problem,) = image_problems(path, check_values=True)
+    assert problem.startswith(f"{path}: NaN or infinite values in frame(s) 2 (2), 3 (1) (frame: voxel count)")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])
+def test_all_zero_series(tmp_path, dtype):
+    path = _image(tmp_path / "zeros.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((6, 5, 4, 3), dtype), np.eye(4)), path)
+    (problem,) = image_problems(path, check_values=True)
+    assert problem == f"{path}: every voxel of every frame is 0; check how the PET series was exported"
+    data = np.zeros((6, 5, 4, 3), dtype)
+    data[5, 4, 3, 2] = 1  # the very last element
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    assert image_problems(path, check_values=True) == []

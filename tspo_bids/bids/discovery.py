@@ -500,11 +500,11 @@ def discover_pet_runs(
     problems: list[str] = []
     checked_images: dict[Path, list[str]] = {}  # a T1w serves several runs: check (and report) it once
 
-    def unreadable(image: Path | None) -> bool:
+    def unreadable(image: Path | None, check_values: bool = False) -> bool:
         if image is None:
             return False
         if image not in checked_images:
-            checked_images[image] = image_problems(image)
+            checked_images[image] = image_problems(image, check_values=check_values)
             problems.extend(checked_images[image])
         return bool(checked_images[image])
 
@@ -512,7 +512,7 @@ def discover_pet_runs(
         entities = bids_file.get_entities()
         pet_file = Path(bids_file.path)
         file_problems: list[str] = []
-        if unreadable(pet_file) and not pet_file.exists():  # a broken link: its sidecar cannot be looked up
+        if unreadable(pet_file, check_values=True) and not pet_file.exists():  # a broken link: no sidecar lookup
             continue
         sidecar, metadata, json_problems = read_sidecar_metadata(pet_file, bids_dir)
         file_problems.extend(json_problems)
