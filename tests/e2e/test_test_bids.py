@@ -98,6 +98,21 @@ def test_group_table(e2e_run):
     assert json.loads((out / "group" / "group_kinpar.json").read_text())["BPND"]
 
 
+def test_map_sidecars_hold_the_k2prime_the_maps_used(e2e_run):
+    """SRTM2 fixes k2' to the median k2/R1 of well-fitted SRTM voxels: the run's value is in every map's sidecar
+    (both grids), within the physiological range."""
+    out, _ = e2e_run
+    sidecars = [p for p in sorted(out.glob("sub-*/**/pet/*_model-SRTM2_meas-DVR_mimap.json")) if "_space-" not in p.name]
+    assert len(sidecars) == len(_truth_sessions())
+    for sidecar in sidecars:
+        k2prime = json.loads(sidecar.read_text())["K2Prime"]
+        assert k2prime["Units"] == "1/min" and 0.01 < k2prime["Value"] < 1.0, (sidecar, k2prime)
+        t1w_sidecar = sidecar.with_name(sidecar.name.replace("_model-", "_space-T1w_model-"))
+        assert json.loads(t1w_sidecar.read_text())["K2Prime"] == k2prime
+        srtm = json.loads(sidecar.with_name(sidecar.name.replace("SRTM2_meas-DVR", "SRTM_meas-k2")).read_text())
+        assert srtm["K2Prime"] == k2prime  # one value per run, in every map's sidecar
+
+
 def test_dataset_description(e2e_run):
     out, _ = e2e_run
     description = json.loads((out / "dataset_description.json").read_text())

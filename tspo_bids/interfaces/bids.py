@@ -115,3 +115,31 @@ class DerivativesDataSink(SimpleInterface):
             write_json_atomic(dict(self.inputs.meta_dict), meta_file)
             self._results["out_meta"] = str(meta_file)
         return runtime
+
+
+class _K2PrimeMetaInputSpec(BaseInterfaceInputSpec):
+    meta = traits.Dict(traits.Str, traits.Any, mandatory=True, desc="sidecar content known when the graph is built")
+    k2prime = traits.Float(mandatory=True, desc="data-derived k2' of this run (1/min)")
+
+
+class _K2PrimeMetaOutputSpec(TraitedSpec):
+    meta = traits.Dict(traits.Str, traits.Any, desc="the sidecar content with K2Prime")
+
+
+class K2PrimeMeta(SimpleInterface):
+    """Add the run's data-derived k2' (known only after the voxel fits) to the parametric maps' sidecar."""
+
+    input_spec = _K2PrimeMetaInputSpec
+    output_spec = _K2PrimeMetaOutputSpec
+
+    def _run_interface(self, runtime):
+        import math
+
+        value = float(self.inputs.k2prime)
+        self._results["meta"] = {
+            **self.inputs.meta,
+            "K2Prime": {"Value": value if math.isfinite(value) else None, "Units": "1/min",
+                        "Description": "data-derived k2' fixed in the SRTM2 and Logan maps: median k2/R1 of the "
+                                       "well-fitted SRTM voxels (Wu & Carson 2002)"},
+        }
+        return runtime

@@ -14,7 +14,7 @@ from tspo_bids.pet.models import canonical_model_name
 from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
 from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
 from tspo_bids.anat.regions import REFERENCE_DEFINITION, REFERENCE_REGION
-from tspo_bids.interfaces.bids import DerivativesDataSink
+from tspo_bids.interfaces.bids import DerivativesDataSink, K2PrimeMeta
 from tspo_bids.interfaces.lesions import LesionStatistics
 from tspo_bids.workflows.anat import init_anat_wf
 from tspo_bids.workflows.maps import init_parametric_maps_wf
@@ -355,6 +355,9 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
             **output.entities,
         )
         sink_name = f"ds_{output.node}_{output.field}"
+        k2prime_meta = output.node == "maps"  # the sidecar gets this run's k2', known after the fits
+        if k2prime_meta:
+            del sink_inputs["meta_dict"]
         if output.iterate:
             iterfield = ["in_file"] + [entity for entity, _ in output.iterate]
             sink = pe.MapNode(DerivativesDataSink(**sink_inputs), iterfield=iterfield,
@@ -364,6 +367,10 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         producer = producers[output.node]
         prefix = "" if isinstance(producer, pe.Node) else "outputnode."
         workflow.connect(producer, prefix + output.field, sink, "in_file")
+        if k2prime_meta:
+            meta = pe.Node(K2PrimeMeta(meta=output.meta), name=f"meta_{output.node}_{output.field}",
+                           run_without_submitting=True)
+            workflow.connect([(producer, meta, [(prefix + "k2prime", "k2prime")]), (meta, sink, [("meta", "meta_dict")])])
         for entity, source_field in output.iterate:
             workflow.connect(producer, prefix + source_field, sink, entity)
     return workflow
