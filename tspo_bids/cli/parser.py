@@ -193,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
             "time-activity curves and fits reference-tissue models, writing BIDS derivatives to "
             "OUTPUT_DIR; the group level joins every participant's results with participants.tsv."
         ),
-        epilog="Exit status: 0 on success, 1 for a problem with the input or a failed workflow node, "
-               "2 for a command-line usage error.",
+        epilog="Exit status: 0 on success; 1 for a problem with the input, a failed workflow node, a file-system "
+               "error or an unexpected error (one line each); 2 for a command-line usage error; 143 when stopped "
+               "by SIGTERM, 130 by Ctrl-C (run the same command again to resume).",
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("bids_dir", metavar="BIDS_DIR", type=Path,
