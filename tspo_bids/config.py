@@ -314,30 +314,26 @@ class Settings:
                      explicit_window: bool, explicit_t_star: bool, warn: bool) -> Settings:
         """Check (or drop) the SUVR window and t* against a scan spanning ``first_start``-``scan_end`` minutes."""
         tolerance = 1e-6
-        updates: dict[str, Any] = {}
+        outside = []  # (field, what, where, asked by its option, model needing it, option)
         window = self.suvr_window_min
         if window is not None and (window[0] < first_start - tolerance or window[1] > scan_end + tolerance):
-            what = f"the SUVR window {window[0]:g}-{window[1]:g} min"
-            if explicit_window or "SUVR" in self.models:
-                origin = "--suvr-window" if explicit_window else f"the {self.tracer} preset"
-                raise InputError(f"{source}: {what} ({origin}) is not covered by the scan ({first_start:g}-"
-                                 f"{scan_end:g} min); give --suvr-window START END inside the scan")
-            if warn:
-                _LOGGER.info("%s: %s of the %s preset lies outside the scan (%g-%g min): no SUVR map "
-                                "(give --suvr-window START END for one)", source, what, self.tracer, first_start,
-                                scan_end)
-            updates["suvr_window_min"] = None
+            outside.append(("suvr_window_min", f"the SUVR window {window[0]:g}-{window[1]:g} min",
+                            f"is not covered by the scan ({first_start:g}-{scan_end:g} min)", explicit_window,
+                            "SUVR", "--suvr-window START END"))
         t_star = self.t_star_min
         if t_star is not None and t_star > last_start + tolerance:
-            what = f"t* = {t_star:g} min"
-            if explicit_t_star or "Logan" in self.models:
-                origin = "--t-star" if explicit_t_star else f"the {self.tracer} preset"
-                raise InputError(f"{source}: {what} ({origin}) is after the start of the last frame "
-                                 f"({last_start:g} min); give --t-star MIN earlier in the scan")
+            outside.append(("t_star_min", f"t* = {t_star:g} min",
+                            f"is after the start of the last frame ({last_start:g} min)", explicit_t_star,
+                            "Logan", "--t-star MIN"))
+        updates: dict[str, Any] = {}
+        for field_name, what, where, explicit, model, option in outside:
+            if explicit or model in self.models:
+                origin = option.split()[0] if explicit else f"the {self.tracer} preset"
+                raise InputError(f"{source}: {what} ({origin}) {where}; give {option} inside the scan")
             if warn:
-                _LOGGER.info("%s: %s of the %s preset is after the start of the last frame (%g min): no Logan "
-                                "map (give --t-star MIN for one)", source, what, self.tracer, last_start)
-            updates["t_star_min"] = None
+                _LOGGER.info("%s: %s of the %s preset %s: no %s map (give %s for one)", source, what, self.tracer,
+                             where, model, option)
+            updates[field_name] = None
         return replace(self, **updates) if updates else self
 
     def tracer_preset(self, tracer_name: str | None, *, source: str) -> TracerPreset:

@@ -113,10 +113,17 @@ def image_problems(path: Path, check_values: bool = False) -> list[str]:
         problems.append(f"{path}: truncated: {stored} of the {expected} bytes its header announces; "
                         "copy the file again")
     elif scan is not None:
-        if scan.non_finite.any():
-            frames = ", ".join(f"{index + 1} ({count})" for index, count in enumerate(scan.non_finite) if count)
-            problems.append(f"{path}: NaN or infinite values in frame(s) {frames} (frame: voxel count); tspo-bids "
-                            "needs finite values: set them to 0 outside the field of view, or drop those frames")
-        if not scan.any_nonzero:
-            problems.append(f"{path}: every voxel of every frame is 0; check how the PET series was exported")
+        problems.extend(pet_value_problems(path, scan.non_finite, scan.any_nonzero))
+    return problems
+
+
+def pet_value_problems(path: Path | str, non_finite_per_frame: np.ndarray, any_nonzero: bool) -> list[str]:
+    """The PET series' value problems, each ``"<path>: <problem>"``: NaN/inf counts by frame, an all-zero series."""
+    problems = []
+    if np.any(non_finite_per_frame):
+        frames = ", ".join(f"{index + 1} ({count})" for index, count in enumerate(non_finite_per_frame) if count)
+        problems.append(f"{path}: NaN or infinite values in frame(s) {frames} (frame: voxel count); tspo-bids "
+                        "needs finite values: set them to 0 outside the field of view, or drop those frames")
+    if not any_nonzero:
+        problems.append(f"{path}: every voxel of every frame is 0; check how the PET series was exported")
     return problems

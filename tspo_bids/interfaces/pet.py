@@ -28,20 +28,21 @@ def _timing(metadata: dict, pet_file: str, n_volumes: int):
 def check_pet_values(series: np.ndarray, pet_file: str) -> None:
     """Refuse a PET series (X, Y, Z, frames) that registration and models cannot use, naming the file.
 
+    Discovery finds the same problems from the file (:func:`tspo_bids.bids.images.image_problems`); this
+    guards the workflow when it is built without discovery.
+
     Raises
     ------
     InputError
         Non-finite values (NaN/inf: listed by frame), or an image that is 0 everywhere.
     """
+    from tspo_bids.bids.images import pet_value_problems
     from tspo_bids.errors import InputError
 
     non_finite = (~np.isfinite(series)).reshape(-1, series.shape[-1]).sum(axis=0)
-    if non_finite.any():
-        frames = ", ".join(f"{index + 1} ({count})" for index, count in enumerate(non_finite) if count)
-        raise InputError(f"{pet_file}: NaN or infinite values in frame(s) {frames} (frame: voxel count); "
-                         "tspo-bids needs finite values: set them to 0 outside the field of view, or drop those frames")
-    if not series.any():
-        raise InputError(f"{pet_file}: every voxel of every frame is 0; check how the PET series was exported")
+    problems = pet_value_problems(pet_file, non_finite, bool(series.any()))
+    if problems:
+        raise InputError("; ".join(problems))
 
 
 class _DecayCorrectInputSpec(BaseInterfaceInputSpec):

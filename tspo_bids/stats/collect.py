@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -81,7 +82,7 @@ def read_kinpar_table(path: Path) -> pd.DataFrame:
     if not text.endswith("\n"):
         raise InputError(f"{path}: ends mid-line, so it was cut short; {fix}")
     try:
-        table = pd.read_csv(path, sep="\t", na_values="n/a")
+        table = pd.read_csv(io.StringIO(text), sep="\t", na_values="n/a")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise InputError(f"{path}: not a readable TSV ({' '.join(str(error).split())}); {fix}") from error
     if "region" not in table.columns:

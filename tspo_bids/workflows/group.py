@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +112,6 @@ def report_coverage(kinpar: Any, participants: Any, bids_dir: Path, output_dir: 
                        ", ".join(unknown), ", ".join(KNOWN_GROUPS),
                        f" or --control-group {control_group}" if control_group not in KNOWN_GROUPS else "")
     if groups:
-        counts: dict[str, int] = {}
-        for participant in sorted(with_results):
-            counts[groups.get(participant, "n/a")] = counts.get(groups.get(participant, "n/a"), 0) + 1
+        counts = Counter(groups.get(participant, "n/a") for participant in with_results)
         LOGGER.info("participants with results per group: %s",
                     ", ".join(f"{group} {count}" for group, count in sorted(counts.items())))

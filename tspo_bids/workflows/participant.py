@@ -337,6 +337,7 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
             ])
             producers["lesions_pvc"] = lesion_stats_pvc
     t1w_reference = "bids::" + Path(run.t1w_file).relative_to(settings.bids_dir).as_posix()
+    writes_class_curves = has_svca_class_frames(metadata)
     for output in _outputs(metadata, settings, t1w_reference, svca_classes):
         if output.needs_flair and run.flair_file is None:
             continue
@@ -344,7 +345,7 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
             continue
         if not _ref_region_wants(output, settings.ref_region):
             continue
-        if output.node == "svca" and output.field == "class_table" and not has_svca_class_frames(metadata):
+        if output.node == "svca" and output.field == "class_table" and not writes_class_curves:
             continue
         sink_inputs = dict(
             base_directory=str(settings.output_dir),
