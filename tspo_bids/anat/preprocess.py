@@ -35,6 +35,7 @@ from tspo_bids.registration.transforms import (
     ants_to_nifti,
     as_nifti,
     nifti_to_ants,
+    private_tempdir,
     set_ants_threads,
 )
 
@@ -358,12 +359,13 @@ def segment_tissues(
         init = [nifti_to_ants(t1w, np.asarray(as_nifti(priors[name]).dataobj, np.float32) * mask)
                 for name in ("csf", "gm", "wm")]
         weight = float(prior_weight)
-    result = ants.atropos(
-        a=image, x=mask_ants, i=init, m=f"[{mrf_weight:g},1x1x1]",
-        c=f"[{int(n_iterations)},0]", priorweight=weight,
-        r=0,  # --use-random-seed 0: a constant seed, so k-means (and every later step) is reproducible
-    )
-    probabilities = [p.numpy().astype(np.float32) * mask for p in result["probabilityimages"]]
+    with private_tempdir():  # ants.atropos leaves its probability files in $TMPDIR
+        result = ants.atropos(
+            a=image, x=mask_ants, i=init, m=f"[{mrf_weight:g},1x1x1]",
+            c=f"[{int(n_iterations)},0]", priorweight=weight,
+            r=0,  # --use-random-seed 0: a constant seed, so k-means (and every later step) is reproducible
+        )
+        probabilities = [p.numpy().astype(np.float32) * mask for p in result["probabilityimages"]]
     # Atropos orders k-means classes by mean intensity (T1w: CSF < GM < WM) and
     # prior classes as given (csf, gm, wm): class index + 1 is the dseg label.
     stack = np.stack(probabilities, axis=-1)

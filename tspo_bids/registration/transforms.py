@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -76,6 +77,31 @@ def ants_random_seed(seed: int | None) -> Iterator[None]:
     finally:
         ants.config._random_seed = previous
 
+
+
+@contextlib.contextmanager
+def private_tempdir(prefix: str = "tspo_ants_") -> Iterator[Path]:
+    """Point :mod:`tempfile` at a fresh directory for the duration, then delete it.
+
+    Some antspyx functions write their results to ``tempfile.mktemp()`` names and never
+    remove them (``ants.atropos`` leaves one ``antsr*prob*.nii.gz`` per class, a few MB
+    each, in ``$TMPDIR``: gigabytes over a cohort on a shared HPC ``/tmp``). Inside this
+    context such names fall in a private directory that is removed on exit, also when the
+    call fails. Not thread-safe (it sets the module-level ``tempfile.tempdir``); Nipype
+    runs each node in its own process.
+
+    Yields
+    ------
+    pathlib.Path
+        The private directory.
+    """
+    previous = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix=prefix) as private:
+        tempfile.tempdir = private
+        try:
+            yield Path(private)
+        finally:
+            tempfile.tempdir = previous
 
 # ------------------------------------------------------------ image conversion
 def as_nifti(img: nib.spatialimages.SpatialImage | str | os.PathLike) -> nib.Nifti1Image:
