@@ -111,6 +111,19 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def test_rewriting_the_same_content_keeps_the_file_and_its_time(tmp_path):
+    target = tmp_path / "sub-01_desc-x_kinpar.json"
+    write_json_atomic({"a": 1}, target)
+    os.utime(target, (1_000_000_000, 1_000_000_000))
+    inode = target.stat().st_ino
+    write_json_atomic({"a": 1}, target)  # a re-run: same bytes
+    assert target.stat().st_mtime == 1_000_000_000 and target.stat().st_ino == inode
+    assert _leftovers(tmp_path) == []
+    write_json_atomic({"a": 2}, target)  # new content replaces it
+    assert json.loads(target.read_text()) == {"a": 2} and target.stat().st_mtime > 1_000_000_000
+    assert _leftovers(tmp_path) == []
+
+
 def test_copy_atomic(tmp_path):
     source = tmp_path / "src.txt"
     source.write_text("hello")

@@ -143,6 +143,7 @@ def _digest(folder: Path) -> dict[str, str]:
 def test_rerun_resumes_and_is_identical(e2e_run, tmp_path):
     out, work = e2e_run
     before = _digest(out)
+    times = {name: (out / name).stat().st_mtime_ns for name in before}
     again = _run_cli(str(TEST_BIDS), str(out), "participant", "-w", str(work), *PARTICIPANT_OPTIONS)
     assert again.returncode == 0, again.stderr[-4000:]
     # Nipype prints "[Node] Cached" for a node it reuses and "[Node] Executing" for one it runs;
@@ -151,3 +152,6 @@ def test_rerun_resumes_and_is_identical(e2e_run, tmp_path):
                 if "Executing" in line and "ds_" not in line and "inputnode" not in line]
     assert not executed, "\n".join(executed[:20])
     assert _digest(out) == before
+    # files whose content did not change are not rewritten (rsync and make see nothing new)
+    touched = [name for name, ns in times.items() if (out / name).stat().st_mtime_ns != ns]
+    assert not touched, touched[:20]

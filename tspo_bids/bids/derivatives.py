@@ -15,7 +15,8 @@ Writers
 -------
 Every writer puts the content in a temporary file in the destination directory and
 renames it over the destination (``os.replace``, atomic on POSIX): a reader never sees a
-half-written file, and several participant processes can share one output directory.
+half-written file, and several participant processes can share one output directory. A file
+whose content would not change is not replaced (a re-run keeps its modification times).
 ``write_dataset_description`` also takes an ``fcntl`` lock so concurrent writers of the
 one shared file agree.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import filecmp
 import json
 import logging
 import math
@@ -143,6 +145,8 @@ def sidecar_path(path: Path) -> Path:
 def _atomic_target(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
+    If ``path`` already holds exactly the new bytes (a re-run), it is left as it is, with its
+    modification time, so tools that compare times (rsync, make) see nothing changed.
     ``suffix`` lets callers keep an extension that a library reads (``.nii.gz``).
     """
     path = Path(path)
@@ -152,6 +156,9 @@ def _atomic_target(path: Path, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            tmp.unlink()
+            return
         _set_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
