@@ -64,7 +64,9 @@ def run_phantom_participant(root: Path, n_threads: int = 1, log=print) -> dict[s
     figures["time_n4_s"] = timer() - t0
 
     t0 = timer()
-    brain_mask, transforms = P.brain_mask_from_template(t1w_n4, n_threads=n_threads)
+    # transforms next to the dataset (the caller removes it), not in a new folder under $TMPDIR
+    brain_mask, transforms = P.brain_mask_from_template(t1w_n4, out_dir=Path(root).parent / "template_xfm",
+                                                        n_threads=n_threads)
     figures["time_template_syn_and_mask_s"] = timer() - t0
 
     t0 = timer()
