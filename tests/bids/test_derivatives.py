@@ -23,6 +23,7 @@ from tspo_bids.bids.derivatives import (
     write_bytes_atomic,
     write_dataset_description,
     write_json_atomic,
+    write_text_atomic,
     write_tsv_atomic,
 )
 from tspo_bids.errors import InputError
@@ -122,6 +123,21 @@ def test_rewriting_the_same_content_keeps_the_file_and_its_time(tmp_path):
     write_json_atomic({"a": 2}, target)  # new content replaces it
     assert json.loads(target.read_text()) == {"a": 2} and target.stat().st_mtime > 1_000_000_000
     assert _leftovers(tmp_path) == []
+
+
+def test_same_content_still_gets_a_fresh_mode_and_replaces_a_symlink(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    target = write_text_atomic("x", tmp_path / "kept.txt")
+    os.chmod(target, 0o600)
+    os.utime(target, (1_000_000_000, 1_000_000_000))
+    write_text_atomic("x", target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask and target.stat().st_mtime == 1_000_000_000
+    elsewhere = write_text_atomic("y", tmp_path / "elsewhere.txt")
+    link = tmp_path / "link.txt"
+    link.symlink_to(elsewhere)
+    write_text_atomic("y", link)  # same bytes behind a symlink: the output becomes a file of its own
+    assert not link.is_symlink() and link.read_text() == "y" and elsewhere.read_text() == "y"
 
 
 def test_copy_atomic(tmp_path):

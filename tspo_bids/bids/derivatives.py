@@ -32,6 +32,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -145,8 +146,9 @@ def sidecar_path(path: Path) -> Path:
 def _atomic_target(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
-    If ``path`` already holds exactly the new bytes (a re-run), it is left as it is, with its
-    modification time, so tools that compare times (rsync, make) see nothing changed.
+    If ``path`` is already a regular file of ours holding exactly the new bytes (a re-run), it
+    is kept with its modification time (its mode is reset as a new file's would be), so tools
+    that compare times (rsync, make) see nothing changed.
     ``suffix`` lets callers keep an extension that a library reads (``.nii.gz``).
     """
     path = Path(path)
@@ -156,8 +158,9 @@ def _atomic_target(path: Path, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+        if _holds_same_bytes(path, tmp):
             tmp.unlink()
+            _set_default_mode(path)  # changes the inode's ctime only, not its mtime
             return
         _set_default_mode(tmp)
         os.replace(tmp, path)
@@ -165,6 +168,20 @@ def _atomic_target(path: Path, suffix: str = "") -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _holds_same_bytes(path: Path, new: Path) -> bool:
+    """True if ``path`` is a regular file (not a symlink) owned by this user with the bytes of ``new``.
+
+    Anything unreadable or vanishing counts as different: the caller then replaces it, which
+    needs only write access to the directory.
+    """
+    try:
+        status = path.lstat()
+        return (stat.S_ISREG(status.st_mode) and status.st_uid == os.geteuid()
+                and filecmp.cmp(new, path, shallow=False))
+    except OSError:
+        return False
 
 
 def _set_default_mode(path: Path) -> None:
