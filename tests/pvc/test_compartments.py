@@ -136,6 +136,34 @@ def test_dominant_labels_match_argmax():
     np.testing.assert_array_equal(comp.dominant_labels(brain), expected)
 
 
+def _head_with_vermis():
+    """The layered head with a midline vermis slab cut out of its 'cerebellum' (AtlasGroups.cerebellum
+    then holds the hemispheres only, as the AAL groups do)."""
+    gm, wm, csf, brain, atlas, _ = _head()
+    x = np.indices(SHAPE)[2] - 19.5
+    vermis = atlas.cerebellum & (np.abs(x) < 3.0)
+    atlas = AtlasGroups(cerebellum=atlas.cerebellum & ~vermis, vermis=vermis, thalamus=atlas.thalamus,
+                        deepgm=atlas.deepgm)
+    return gm, wm, csf, brain, atlas
+
+
+def test_cerebellar_wm_and_vermis_gm_are_lumped_when_one_dominates_no_voxel():
+    """A vermis whose GM is nowhere its main tissue (here 30 % of the GM moved to WM) has no GTM
+    observation region: the two compartments become one instead of stopping the correction."""
+    from tspo_bids.pvc.compartments import compartment_gtm
+
+    gm, wm, csf, brain, atlas = _head_with_vermis()
+    gm, wm = np.where(atlas.vermis, 0.3 * gm, gm), np.where(atlas.vermis, wm + 0.7 * gm, wm)
+    comp = tissue_compartments(gm, wm, csf, brain, atlas)
+    assert "othertissue" in comp.names and not {"cerebellumwm", "vermisgm"} & set(comp.names)
+    assert comp.names[-1] == "csf"
+    np.testing.assert_allclose(sum(comp.fractions)[brain], 1.0, atol=1e-6)
+    activity = np.linspace(1.0, 3.0, len(comp.names))[:, None] * np.ones((1, 2))
+    truth = np.tensordot(np.stack(comp.fractions), activity, axes=(0, 0))
+    measured = np.stack([_blur(truth[..., t]) for t in range(2)], axis=-1)
+    np.testing.assert_allclose(compartment_gtm(measured, comp, brain, _blur).activities, activity, rtol=1e-5)
+
+
 def test_reference_is_exact_when_vermis_gm_and_cerebellar_wm_follow_other_tissues():
     """The brain as the phantom (and biology) makes it: cerebellar WM has WM kinetics, vermis GM
     cortical-GM kinetics. Truth is built from tissue fractions, not from the compartments, so a
@@ -143,13 +171,11 @@ def test_reference_is_exact_when_vermis_gm_and_cerebellar_wm_follow_other_tissue
     former single "othertissue" compartment put the reference up to 0.8 % off here, 2.6 % on the phantom)."""
     from tspo_bids.pvc.compartments import compartment_gtm
 
-    gm, wm, csf, brain, atlas, _ = _head()
-    z, y, x = np.indices(SHAPE) - 19.5
-    vermis = atlas.cerebellum & (np.abs(x) < 3.0)
-    hemispheres = atlas.cerebellum & ~vermis
-    atlas = AtlasGroups(cerebellum=hemispheres, vermis=vermis, thalamus=atlas.thalamus, deepgm=atlas.deepgm)
+    gm, wm, csf, brain, atlas = _head_with_vermis()
+    hemispheres = atlas.cerebellum
     comp = tissue_compartments(gm, wm, csf, brain, atlas)
-    assert {"cerebellumwm", "vermisgm"} <= set(comp.names)
+    assert {"cerebellumwm", "vermisgm"} <= set(comp.names) and "othertissue" not in comp.names
+    np.testing.assert_allclose(sum(comp.fractions)[brain], 1.0, atol=1e-6)
 
     frames = np.linspace(0.2, 1.0, 5)
     tac = {"reference": 3.0 - 2.0 * frames, "cortex": 2.0 + 0.5 * frames, "wm": 0.8 + 2.0 * frames,
