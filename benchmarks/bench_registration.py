@@ -30,6 +30,9 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def run_phantom_participant(root: Path, n_threads: int = 1, log=print) -> dict[str, float]:
     """Run the image-processing chain on the first participant of a phantom dataset.
 
+    The template transforms are written to ``root.parent / "template_xfm"``: give a ``root`` inside
+    a temporary folder (both callers do).
+
     Returns a dict of accuracy figures and per-step times (seconds).
     """
     from tspo_bids.anat import preprocess as P

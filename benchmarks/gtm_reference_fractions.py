@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +31,8 @@ from tspo_bids.interfaces.pvc import PartialVolumeCorrect
 
 REPO = Path(__file__).resolve().parents[1]
 TAC_FROM_S = 120.0  # the issue-4 acceptance compares frames after 2 min
+#: Participant workflow folder: sub_<label>[_ses_<label>]_trc_..._wf
+WORKFLOW_NAME = re.compile(r"^sub_(?P<subject>[A-Za-z0-9]+)(?:_ses_(?P<session>[A-Za-z0-9]+))?_")
 
 
 def _one(root: Path, pattern: str) -> Path:
@@ -51,8 +54,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gtm_fractions_") as scratch:
         for node in nodes:
             inputs = {k: v for k, v in loadpkl(node / "_inputs.pklz").items() if v is not None}
-            subject, session = node.parents[1].name.split("_")[1:4:2]
-            truth_dir = bids / "derivatives" / "phantom-truth" / f"sub-{subject}" / f"ses-{session}" / "anat"
+            match = WORKFLOW_NAME.match(node.parents[1].name)
+            if match is None:
+                raise SystemExit(f"{node.parents[1]}: not a participant workflow folder")
+            subject, session = match["subject"], match["session"]
+            truth_dir = bids / "derivatives" / "phantom-truth" / f"sub-{subject}"
+            truth_dir = (truth_dir / f"ses-{session}" if session else truth_dir) / "anat"
             truth = pd.read_csv(_one(truth_dir, "*_desc-tissue_tacs.tsv"), sep="\t")
             late = truth["frame_start"].to_numpy(float) >= TAC_FROM_S
             variants = {
@@ -66,7 +73,8 @@ def main() -> None:
                 result = PartialVolumeCorrect(**{**inputs, **fractions}).run(cwd=str(cwd))
                 tacs = pd.read_csv(result.outputs.tacs_file, sep="\t")
                 error = tacs["cerebellumgm"].to_numpy(float)[late] / truth["cerebellumgm"].to_numpy(float)[late] - 1
-                print(f"sub-{subject}_ses-{session:10s} {name:9s} {np.abs(error).max():6.3f} {error.mean():+7.3f} "
+                label = f"sub-{subject}" + (f"_ses-{session}" if session else "")
+                print(f"{label:24s} {name:9s} {np.abs(error).max():6.3f} {error.mean():+7.3f} "
                       f"[{error.min():+.3f}, {error.max():+.3f}]", flush=True)
 
 

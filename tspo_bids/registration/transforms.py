@@ -78,7 +78,6 @@ def ants_random_seed(seed: int | None) -> Iterator[None]:
         ants.config._random_seed = previous
 
 
-
 @contextlib.contextmanager
 def private_tempdir(prefix: str = "tspo_ants_") -> Iterator[Path]:
     """Point :mod:`tempfile` at a fresh directory for the duration, then delete it.
@@ -87,8 +86,9 @@ def private_tempdir(prefix: str = "tspo_ants_") -> Iterator[Path]:
     remove them (``ants.atropos`` leaves one ``antsr*prob*.nii.gz`` per class, a few MB
     each, in ``$TMPDIR``: gigabytes over a cohort on a shared HPC ``/tmp``). Inside this
     context such names fall in a private directory that is removed on exit, also when the
-    call fails. Not thread-safe (it sets the module-level ``tempfile.tempdir``); Nipype
-    runs each node in its own process.
+    call fails (a process killed by a signal leaves it behind, as it left the files before).
+    Not thread-safe: it sets the module-level ``tempfile.tempdir``; a Nipype process runs one
+    node at a time.
 
     Yields
     ------
@@ -102,6 +102,7 @@ def private_tempdir(prefix: str = "tspo_ants_") -> Iterator[Path]:
             yield Path(private)
         finally:
             tempfile.tempdir = previous
+
 
 # ------------------------------------------------------------ image conversion
 def as_nifti(img: nib.spatialimages.SpatialImage | str | os.PathLike) -> nib.Nifti1Image:
