@@ -62,10 +62,12 @@ def test_svca_run_uses_the_svca_reference(tmp_path):
     assert workflow.get_node("maps_wf").get_node("parametric_maps").inputs.reference_region == "svca"
 
 
-def test_no_class_curves_without_an_early_frame(tmp_path):
+def test_no_class_curves_without_an_early_frame(tmp_path, caplog):
     """A schedule whose first frame ends after 1.5 min cannot give the blood class: the session writes no class
     curves (was: the whole participant run failed on that node, SVCA asked for or not)."""
     late = {**METADATA, "FrameTimesStart": [0, 120, 300], "FrameDuration": [120, 180, 300]}
-    nodes = _nodes(tmp_path, late)
+    with caplog.at_level("INFO", logger="tspo_bids"):
+        nodes = _nodes(tmp_path, late)
     assert f"{PREFIX}.svca_wf.svca_class_curves" not in nodes and f"{PREFIX}.ds_svca_class_table" not in nodes
+    assert "no frame ends by 1.5 min" in caplog.text
     assert f"{PREFIX}.ds_modelling_kinpar_files" in nodes and f"{PREFIX}.ds_anat_reference_mask" in nodes

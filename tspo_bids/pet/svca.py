@@ -109,6 +109,12 @@ DEFAULT_CHUNK_VOXELS = 50_000
 BLOOD_WINDOW_END_MIN = 1.5
 
 
+def blood_window_frames(frame_end_min: ArrayLike, window_end_min: float = BLOOD_WINDOW_END_MIN) -> NDArray[np.bool_]:
+    """Frames that end by ``window_end_min`` (minutes from injection): those the blood class is judged on.
+    None of them means no class curves can be built from this schedule."""
+    return np.asarray(frame_end_min, dtype=float).ravel() <= window_end_min
+
+
 @dataclass(frozen=True)
 class SvcaControl:
     """One healthy control's input to :func:`build_svca_classes`.
@@ -268,7 +274,7 @@ def build_svca_classes(
         gm = _control_field(control.gm_prob, n_voxels, index, "GM probability").astype(float)
         wm = _control_field(control.wm_prob, n_voxels, index, "WM probability").astype(float)
         thalamus = _control_field(control.thalamus_mask, n_voxels, index, "thalamus mask") != 0
-        early = frame_end <= blood_window_end_min
+        early = blood_window_frames(frame_end, blood_window_end_min)
         if not early.any():
             raise InputError(
                 f"SVCA control {index}: no frame ends before {blood_window_end_min} min, so the blood class "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from tspo_bids import __version__
 from tspo_bids.kinetics import FrameTiming
 from tspo_bids.pet.models import canonical_model_name
 from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
+from tspo_bids.pet.svca import BLOOD_WINDOW_END_MIN
 from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
 from tspo_bids.anat.regions import REFERENCE_DEFINITION, REFERENCE_REGION
 from tspo_bids.interfaces.bids import DerivativesDataSink, K2PrimeMeta
@@ -23,6 +25,8 @@ from tspo_bids.workflows.pvc import init_pvc_wf
 from tspo_bids.workflows.group_svca import classes_file_for
 from tspo_bids.workflows.svca import has_svca_class_frames, init_svca_wf
 from tspo_bids.workflows.pet import init_pet_wf
+
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -338,6 +342,9 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
             producers["lesions_pvc"] = lesion_stats_pvc
     t1w_reference = "bids::" + Path(run.t1w_file).relative_to(settings.bids_dir).as_posix()
     writes_class_curves = has_svca_class_frames(metadata)
+    if not writes_class_curves:
+        LOGGER.info("%s: no frame ends by %g min, so this session gives no SVCA class curves (the blood class "
+                    "needs early frames)", run.label, BLOOD_WINDOW_END_MIN)
     for output in _outputs(metadata, settings, t1w_reference, svca_classes):
         if output.needs_flair and run.flair_file is None:
             continue

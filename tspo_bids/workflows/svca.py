@@ -14,9 +14,9 @@ def has_svca_class_frames(metadata: dict) -> bool:
     """Whether the frame schedule can give this session's SVCA class curves (a frame ending by 1.5 min,
     for the blood class). Without one, the participant level writes no class curves and says why."""
     from tspo_bids.kinetics import FrameTiming
-    from tspo_bids.pet.svca import BLOOD_WINDOW_END_MIN
+    from tspo_bids.pet.svca import blood_window_frames
 
-    return bool((FrameTiming.from_bids(metadata).end_min <= BLOOD_WINDOW_END_MIN + 1e-9).any())
+    return bool(blood_window_frames(FrameTiming.from_bids(metadata).end_min).any())
 
 
 def init_svca_wf(metadata: dict, classes_file: Path | None, name: str = "svca_wf") -> pe.Workflow:
