@@ -195,6 +195,15 @@ def test_dataset_description_content(tmp_path, monkeypatch):
     assert content["SourceDatasets"] == [{"URL": raw.resolve().as_uri(), "DOI": "doi:10.1/xyz"}]
 
 
+def test_dataset_description_of_a_raw_dataset_with_a_byte_order_mark(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "dataset_description.json").write_text(
+        json.dumps({"Name": "raw", "BIDSVersion": "1.10.0", "DatasetDOI": "doi:10.1/bom"}), encoding="utf-8-sig")
+    content = json.loads(write_dataset_description(tmp_path / "out", raw).read_text())
+    assert content["SourceDatasets"] == [{"URL": raw.resolve().as_uri(), "DOI": "doi:10.1/bom"}]
+
+
 def test_dataset_description_without_container(tmp_path, monkeypatch):
     monkeypatch.delenv(deriv.CONTAINER_ENV, raising=False)
     content = json.loads(write_dataset_description(tmp_path / "out", _raw(tmp_path)).read_text())

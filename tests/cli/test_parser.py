@@ -94,6 +94,12 @@ def test_bad_level_exits_2(capsys):
     assert "invalid choice: 'subject'" in capsys.readouterr().err
 
 
+def test_filter_file_with_a_byte_order_mark(tmp_path):
+    bids_filter = tmp_path / "filter.json"
+    bids_filter.write_text(json.dumps({"pet": {"tracer": "PK11195"}}), encoding="utf-8-sig")
+    assert parse_args([*BASE, "--bids-filter-file", str(bids_filter)]).bids_filter == {"pet": {"tracer": "PK11195"}}
+
+
 def test_bad_plugin_and_filter_files(tmp_path, capsys):
     plugin = tmp_path / "p.yml"
     plugin.write_text("plugin_args: {}\n")
@@ -213,6 +219,7 @@ def test_settings_plugin_file_keeps_its_arguments(tmp_path):
     ("argv", "match"),
     [
         (["/d/bids", "/d/bids/", "participant"], "OUTPUT_DIR is BIDS_DIR"),
+        (["/d/bids", "/d/bids/derivatives", "participant"], "OUTPUT_DIR is BIDS_DIR/derivatives itself"),
         (["/d/bids", "/d/out", "participant", "-w", "/d/bids/work"], "work directory is inside BIDS_DIR"),
         (["/d/bids", "/d", "participant"], "OUTPUT_DIR contains BIDS_DIR"),
         (["/d/bids", "/d/out", "participant", "--nprocs", "2", "--omp-nthreads", "4"], "more threads"),

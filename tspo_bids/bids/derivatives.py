@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from tspo_bids import __version__
+from tspo_bids.bids.jsonio import read_json
 from tspo_bids.config import CODE_URL, Settings
 from tspo_bids.errors import InputError
 
@@ -293,7 +294,7 @@ def dataset_description(bids_dir: Path, settings: Settings | None = None) -> dic
         generated_by["Container"] = container
     source: dict[str, Any] = {"URL": Path(bids_dir).resolve().as_uri()}
     try:
-        raw = json.loads((Path(bids_dir) / "dataset_description.json").read_text())
+        raw = read_json(Path(bids_dir) / "dataset_description.json")
     except (OSError, ValueError):
         raw = {}
     if isinstance(raw, dict):

@@ -7,7 +7,6 @@ once: one :class:`~tspo_bids.errors.InputError` whose message lists each problem
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ import nibabel as nib
 import pandas as pd
 
 from tspo_bids.bids.images import image_problems
+from tspo_bids.bids.jsonio import read_json
 from tspo_bids.errors import InputError
 
 LOGGER = logging.getLogger("tspo_bids.bids")
@@ -205,7 +205,7 @@ def read_sidecar_metadata(pet_file: Path, bids_dir: Path) -> tuple[Path | None, 
     problems: list[str] = []
     for _, _, path in candidates:
         try:
-            content = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows tools) is fine
+            content = read_json(path)
         except (OSError, ValueError) as error:
             problems.append(f"{path}: not valid JSON ({error})")
             continue

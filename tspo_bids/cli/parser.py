@@ -11,7 +11,6 @@ given on the command line win over the file.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import tomllib
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from tspo_bids import __version__
+from tspo_bids.bids.jsonio import read_json
 from tspo_bids.config import (
     PVC_CHOICES,
     DEFAULT_ACTIVE_FRACTION,
@@ -70,7 +70,7 @@ def _existing_file(value: str) -> Path:
 def _json_object_file(value: str) -> dict[str, Any]:
     path = _existing_file(value)
     try:
-        content = json.loads(path.read_text())
+        content = read_json(path)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{value}: not valid JSON ({error})") from error
     if not isinstance(content, dict):
