@@ -61,8 +61,8 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
     Raises
     ------
     InputError
-        OUTPUT_DIR equal to BIDS_DIR or inside it but not under its ``derivatives``
-        folder, a work directory inside BIDS_DIR, more OpenMP
+        OUTPUT_DIR equal to BIDS_DIR or to its ``derivatives`` folder, or inside it but not
+        under that folder, a work directory inside BIDS_DIR, more OpenMP
         threads than processes, a --suvr-window that ends before it starts.
     """
     bids_dir = namespace.bids_dir.expanduser().resolve()
@@ -70,11 +70,14 @@ def build_settings(namespace: Any, argv: Sequence[str] | None = None) -> Setting
     if output_dir == bids_dir:
         raise InputError(f"{output_dir}: OUTPUT_DIR is BIDS_DIR; write derivatives elsewhere, "
                          "e.g. BIDS_DIR/derivatives/tspo-bids")
-    if _is_within(output_dir, bids_dir) and not _is_within(output_dir, bids_dir / "derivatives"):
+    if _is_within(output_dir, bids_dir) and not output_dir.is_relative_to(bids_dir / "derivatives"):
         raise InputError(f"{output_dir}: OUTPUT_DIR is inside BIDS_DIR but not under BIDS_DIR/derivatives; "
                          "derivatives elsewhere in a raw dataset make it invalid (e.g. use "
                          f"{bids_dir / 'derivatives' / 'tspo-bids'})")
     work_dir = (namespace.work_dir.expanduser() if namespace.work_dir else Path.cwd() / "work").resolve()
+    if output_dir == bids_dir / "derivatives":
+        raise InputError(f"{output_dir}: OUTPUT_DIR is BIDS_DIR/derivatives itself, which holds one folder per "
+                         f"pipeline; use {bids_dir / 'derivatives' / 'tspo-bids'}")
     if _is_within(work_dir, bids_dir):
         raise InputError(f"{work_dir}: the work directory is inside BIDS_DIR {bids_dir}; "
                          "choose another with -w/--work-dir")

@@ -110,7 +110,7 @@ def report_coverage(kinpar: Any, participants: Any, bids_dir: Path, output_dir: 
     if unknown:
         LOGGER.warning("%s: group value(s) %s are none of %s%s; kept as given", bids_dir / "participants.tsv",
                        ", ".join(unknown), ", ".join(KNOWN_GROUPS),
-                       f" or --control-group {control_group}" if control_group not in KNOWN_GROUPS else "")
+                       f" or --control-group {control_group}" if control_group and control_group not in KNOWN_GROUPS else "")
     if groups:
         counts = Counter(groups.get(participant, "n/a") for participant in with_results)
         LOGGER.info("participants with results per group: %s",
