@@ -312,19 +312,22 @@ class Settings:
 
     def _within_scan(self, first_start: float, last_start: float, scan_end: float, *, source: str,
                      explicit_window: bool, explicit_t_star: bool, warn: bool) -> Settings:
-        """Check (or drop) the SUVR window and t* against a scan spanning ``first_start``-``scan_end`` minutes."""
-        tolerance = 1e-6
+        """Check (or drop) the SUVR window and t* against a scan spanning ``first_start``-``scan_end`` minutes,
+        by the models' own rules (:func:`~tspo_bids.kinetics.suvr.window_outside_scan`,
+        :func:`~tspo_bids.kinetics.linear.t_star_outside_scan`)."""
+        from tspo_bids.kinetics.linear import t_star_outside_scan
+        from tspo_bids.kinetics.suvr import window_outside_scan
+
         outside = []  # (field, what, where, asked by its option, model needing it, option)
         window = self.suvr_window_min
-        if window is not None and (window[0] < first_start - tolerance or window[1] > scan_end + tolerance):
-            outside.append(("suvr_window_min", f"the SUVR window {window[0]:g}-{window[1]:g} min",
-                            f"is not covered by the scan ({first_start:g}-{scan_end:g} min)", explicit_window,
-                            "SUVR", "--suvr-window START END"))
+        where = window_outside_scan(window, first_start, scan_end) if window is not None else None
+        if where:
+            outside.append(("suvr_window_min", f"the SUVR window {window[0]:g}-{window[1]:g} min", where,
+                            explicit_window, "SUVR", "--suvr-window START END"))
         t_star = self.t_star_min
-        if t_star is not None and t_star > last_start + tolerance:
-            outside.append(("t_star_min", f"t* = {t_star:g} min",
-                            f"is after the start of the last frame ({last_start:g} min)", explicit_t_star,
-                            "Logan", "--t-star MIN"))
+        where = t_star_outside_scan(t_star, last_start) if t_star is not None else None
+        if where:
+            outside.append(("t_star_min", f"t* = {t_star:g} min", where, explicit_t_star, "Logan", "--t-star MIN"))
         updates: dict[str, Any] = {}
         for field_name, what, where, explicit, model, option in outside:
             if explicit or model in self.models:

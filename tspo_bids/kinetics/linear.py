@@ -45,13 +45,22 @@ def frame_integrals(
     return grid.observe(running_integral(grid.interpolate(tacs), grid.step_min))
 
 
+def t_star_outside_scan(t_star: float, last_start: float) -> str | None:
+    """Why ``t_star`` (minutes from injection) leaves no frame to fit on a scan whose last frame starts at
+    ``last_start``, or None when it is usable."""
+    if t_star > last_start + _START_TOLERANCE_MIN:
+        return f"is after the start of the last frame ({last_start:g} min)"
+    return None
+
+
 def _check_t_star(t_star: float, start: NDArray[np.float64], model: str) -> NDArray[np.bool_]:
     if isinstance(t_star, bool) or not isinstance(t_star, (int, float)) or not math.isfinite(t_star):
         raise InputError(f"{model}: t_star must be a number of minutes, got {t_star!r}")
     if t_star < 0:
         raise InputError(f"{model}: t_star must be >= 0 minutes, got {t_star:g}")
-    if t_star > start[-1] + _START_TOLERANCE_MIN:
-        raise InputError(f"{model}: t_star = {t_star:g} min is after the start of the last frame ({start[-1]:g} min)")
+    outside = t_star_outside_scan(t_star, float(start[-1]))
+    if outside:
+        raise InputError(f"{model}: t_star = {t_star:g} min {outside}")
     return start >= t_star - _START_TOLERANCE_MIN
 
 

@@ -19,6 +19,15 @@ __all__ = ["suvr", "window_weights"]
 _TOLERANCE_MIN = 1e-6
 
 
+def window_outside_scan(window: tuple[float, float], first_start: float, scan_end: float) -> str | None:
+    """Why ``window`` (start_min, end_min) is not usable on a scan spanning ``first_start``-``scan_end``
+    minutes from injection, or None when the scan covers it."""
+    low, high = window
+    if low < first_start - _TOLERANCE_MIN or high > scan_end + _TOLERANCE_MIN:
+        return f"is not covered by the scan ({first_start:g}-{scan_end:g} min)"
+    return None
+
+
 def window_weights(
     frame_start: NDArray[np.float64], frame_end: NDArray[np.float64], window: tuple[float, float], model: str = "SUVR"
 ) -> NDArray[np.float64]:
@@ -29,11 +38,9 @@ def window_weights(
         raise InputError(f"{model}: window must be (start_min, end_min), got {window!r}") from None
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise InputError(f"{model}: window must be (start_min, end_min) with start < end, got {window!r}")
-    if low < frame_start[0] - _TOLERANCE_MIN or high > frame_end[-1] + _TOLERANCE_MIN:
-        raise InputError(
-            f"{model}: window {low:g}-{high:g} min is not covered by the scan "
-            f"({frame_start[0]:g}-{frame_end[-1]:g} min); choose a window inside it"
-        )
+    outside = window_outside_scan((low, high), float(frame_start[0]), float(frame_end[-1]))
+    if outside:
+        raise InputError(f"{model}: window {low:g}-{high:g} min {outside}; choose a window inside it")
     overlap = np.clip(np.minimum(frame_end, high) - np.maximum(frame_start, low), 0.0, None)
     overlap[overlap < _TOLERANCE_MIN] = 0.0
     return overlap
