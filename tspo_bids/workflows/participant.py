@@ -107,7 +107,7 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str, svca_classes: Pa
         "Description": "Parametric map inside the brain mask (NaN outside or where a voxel could not be fitted); "
                        "SRTM2 and Logan use the data-derived k2' (median k2/R1 of well-fitted SRTM voxels).",
     }
-    return [
+    outputs = [
         Output("anat", "t1w_preproc", "t1w", "anat", "T1w", {"desc": "preproc"},
                {"Description": "N4 bias-field corrected T1w", "SkullStripped": False}),
         Output("anat", "brain_mask", "t1w", "anat", "mask", {"desc": "brain"}, {"Type": "Brain"}),
@@ -192,6 +192,9 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str, svca_classes: Pa
                {**map_meta, "SpatialReference": t1w_reference},
                iterate=(("model", "models"), ("meas", "measures"))),
     ]
+    if not has_svca_class_frames(metadata):  # no frame for the blood class: no class curves to write
+        outputs = [o for o in outputs if (o.node, o.field) != ("svca", "class_table")]
+    return outputs
 
 
 def _ref_region_wants(output: Output, ref_region: str) -> bool:
@@ -341,8 +344,7 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
             ])
             producers["lesions_pvc"] = lesion_stats_pvc
     t1w_reference = "bids::" + Path(run.t1w_file).relative_to(settings.bids_dir).as_posix()
-    writes_class_curves = has_svca_class_frames(metadata)
-    if not writes_class_curves:
+    if not has_svca_class_frames(metadata):
         LOGGER.info("%s: no frame ends by %g min, so this session gives no SVCA class curves (the blood class "
                     "needs early frames)", run.label, BLOOD_WINDOW_END_MIN)
     for output in _outputs(metadata, settings, t1w_reference, svca_classes):
@@ -351,8 +353,6 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
         if output.needs_pvc and (settings.pvc == "none" or (output.needs_pvc == "rbv" and settings.pvc != "rbv")):
             continue
         if not _ref_region_wants(output, settings.ref_region):
-            continue
-        if output.node == "svca" and output.field == "class_table" and not writes_class_curves:
             continue
         sink_inputs = dict(
             base_directory=str(settings.output_dir),
