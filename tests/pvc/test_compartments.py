@@ -60,6 +60,24 @@ def test_gtm_recovers_every_compartment_exactly():
     assert weights["wholebrain"][index["csf"]] == 0 and weights["wholebrain"].sum() == pytest.approx(1.0)
 
 
+def test_svca_region_reports_the_gm_inside_it():
+    """The SVCA reference (voxels with non-binding GM kinetics) reports the activity of its GM compartments,
+    each weighted by its GM content in the mask: here a mask over cerebellar cortex and its WM edge."""
+    gm, wm, csf, brain, atlas, ms = _head()
+    comp = tissue_compartments(gm, wm, csf, brain, atlas, ms)
+    index = {name: i for i, name in enumerate(comp.names)}
+    # cerebellar GM and its WM border, and 2 voxels beyond the cerebellum (cortex GM, cerebral WM)
+    mask = ndimage.binary_dilation(atlas.cerebellum, iterations=2) & brain & (gm + wm > 0.3)
+    weights = region_weights({"svca": mask}, comp)["svca"]
+    gm_names = [name for name in comp.names if name in ("cortexgm", "cerebellumgm", "vermisgm")]
+    expected = {name: comp.fractions[index[name]][mask].sum(dtype=np.float64) for name in gm_names}
+    total = sum(expected.values())
+    for name in comp.names:
+        assert weights[index[name]] == pytest.approx(expected.get(name, 0.0) / total, abs=1e-6), name
+    assert weights[index["cerebellumgm"]] > 0.5 and weights[index["cortexgm"]] > 0  # both GM tissues count
+    assert all(comp.fractions[index[name]][mask].sum() > 0 for name in ("nawm", "csf"))  # present, weight 0
+
+
 def test_empty_observation_region_is_an_error():
     gm, wm, csf, brain, atlas, ms = _head()
     comp = tissue_compartments(gm, wm, csf, brain, atlas, ms)

@@ -32,10 +32,7 @@ from nipype.interfaces.base import (
 
 from tspo_bids.errors import InputError
 from tspo_bids.interfaces._io import save_like
-from tspo_bids.pet.svca import SVCA_CLASSES
-
-#: Name of the SVCA reference region (TSV column, ``label-`` value of its mask).
-SVCA_REGION = "svca"
+from tspo_bids.pet.svca import SVCA_CLASSES, SVCA_REGION
 
 #: Columns of a class table, in order.
 CLASS_TABLE_COLUMNS: tuple[str, ...] = ("frame_start", "frame_end", *SVCA_CLASSES)

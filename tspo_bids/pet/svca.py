@@ -102,6 +102,9 @@ __all__ = [
 #: Kinetic class names, in column order (GM first: ``GMfrac`` is column 0 over the sum).
 SVCA_CLASSES: tuple[str, ...] = ("gm", "wm", "highbinding", "blood")
 
+#: Name of the SVCA reference region (TSV column, ``label-`` value of its mask).
+SVCA_REGION = "svca"
+
 #: Default number of voxels processed at once by the NNLS (bounds memory).
 DEFAULT_CHUNK_VOXELS = 50_000
 

@@ -41,6 +41,7 @@ from scipy import ndimage
 
 from tspo_bids.anat.regions import REFERENCE_REGION, AtlasGroups
 from tspo_bids.pet.phenotypes import CoreRim
+from tspo_bids.pet.svca import SVCA_REGION
 from tspo_bids.pvc.forward import Box, support_box
 
 LOGGER = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ REGION_COMPARTMENTS: dict[str, tuple[str, ...] | None] = {
     "nawm": ("nawm",),
     "wm": WM_COMPARTMENTS,
     "wholebrain": None,
+    # SVCA selects voxels whose kinetics are those of non-binding grey matter: its reference is the
+    # activity of the GM inside them (mostly cerebellar hemisphere GM), not of their WM or CSF.
+    SVCA_REGION: (*GM_COMPARTMENTS, VERMIS_GM),
 }
 
 
