@@ -68,7 +68,6 @@ def test_svca_without_class_table_is_one_line(dataset, tmp_path, capsys):
     (["--svca-classes", "classes.tsv"], "given without --ref-region svca"),
     (["--ref-region", "svca", "--svca-classes", "missing.tsv"], "missing.tsv: SVCA class table not found"),
     (["--build-svca-classes"], "--build-svca-classes: a group-level option"),
-    (["--ref-region", "svca", "--pvc", "gtm", "--pvc-psf", "5"], "not available with --ref-region svca"),
 ])
 def test_bad_svca_options(dataset, tmp_path, capsys, options, message):
     _class_table(tmp_path / "classes.tsv", np.ones((3, 4)))

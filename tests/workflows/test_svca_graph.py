@@ -62,6 +62,23 @@ def test_svca_run_uses_the_svca_reference(tmp_path):
     assert workflow.get_node("maps_wf").get_node("parametric_maps").inputs.reference_region == "svca"
 
 
+def test_svca_run_with_pvc_corrects_the_svca_region(tmp_path):
+    """--pvc with --ref-region svca: the GTM gets the regions with the svca mask and models against it."""
+    classes = tmp_path / "classes.tsv"
+    settings = Settings(bids_dir=tmp_path / "b", output_dir=tmp_path / "out", analysis_level="participant",
+                        work_dir=tmp_path / "work", ref_region="svca", svca_classes=classes, pvc="rbv",
+                        pvc_psf_mm=(5.0, 5.0, 5.0))
+    workflow = init_participant_wf(_run(tmp_path / "b"), settings)
+    svca_wf, pvc_wf = workflow.get_node("svca_wf"), workflow.get_node("pvc_wf")
+    edges = workflow._graph.get_edge_data(svca_wf, pvc_wf)["connect"]
+    assert ("outputnode.mask_files", "inputnode.mask_files") in edges
+    assert ("outputnode.region_names", "inputnode.region_names") in edges
+    anat_edges = workflow._graph.get_edge_data(workflow.get_node("anat_wf"), pvc_wf)["connect"]
+    assert not any(target in ("inputnode.mask_files", "inputnode.region_names") for _, target in anat_edges)
+    assert pvc_wf.get_node("pvc_regional_models").inputs.reference_region == "svca"
+    assert pvc_wf.get_node("rbv_parametric_maps").inputs.reference_region == "svca"
+
+
 def test_no_class_curves_without_an_early_frame(tmp_path, caplog):
     """A schedule whose first frame ends after 1.5 min cannot give the blood class: the session writes no class
     curves (was: the whole participant run failed on that node, SVCA asked for or not)."""

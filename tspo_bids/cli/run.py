@@ -157,9 +157,6 @@ def _svca_classes(namespace: Any) -> Path | None:
     if getattr(namespace, "build_svca_classes", False) and namespace.analysis_level != "group":
         raise InputError("--build-svca-classes: a group-level option; run 'tspo-bids BIDS_DIR OUTPUT_DIR group "
                          "--build-svca-classes'")
-    if namespace.ref_region == "svca" and namespace.pvc != "none":
-        raise InputError(f"--pvc {namespace.pvc}: not available with --ref-region svca (the partial-volume "
-                         "correction models the atlas reference region); use --ref-region cerebellum")
     if path is None:
         return None
     if namespace.ref_region != "svca":

@@ -13,7 +13,7 @@ from tspo_bids import __version__
 from tspo_bids.kinetics import FrameTiming
 from tspo_bids.pet.models import canonical_model_name
 from tspo_bids.pet.phenotypes import RIM_WIDTH_MM
-from tspo_bids.pet.svca import BLOOD_WINDOW_END_MIN
+from tspo_bids.pet.svca import BLOOD_WINDOW_END_MIN, SVCA_REGION
 from tspo_bids.registration.transforms import DEFAULT_RANDOM_SEED
 from tspo_bids.anat.regions import REFERENCE_DEFINITION, REFERENCE_REGION
 from tspo_bids.interfaces.bids import DerivativesDataSink, K2PrimeMeta
@@ -99,6 +99,10 @@ def _outputs(metadata: dict, settings: Any, t1w_reference: str, svca_classes: Pa
             "PointSpreadFunctionFWHM": {"Value": list(settings.pvc_psf_mm or []), "Units": "mm"},
         },
     }
+    if settings_reference(settings) == SVCA_REGION:
+        pvc_meta["PartialVolumeCorrection"]["ReferenceRegionDescription"] = (
+            "svca: the corrected activity of the grey-matter compartments inside the SVCA reference mask, "
+            "each weighted by its GM fraction there (WM and CSF in those voxels do not count)")
     map_meta = {
         **{k: v for k, v in kinpar_meta.items() if k not in ("BPND", "DVR", "R1", "k2")},
         "ModelName": "voxelwise reference-tissue model (model- entity): SRTM and SRTM2 by basis functions "
@@ -329,9 +333,9 @@ def init_participant_wf(run: Any, settings: Any, name: str | None = None) -> pe.
                                ("outputnode.csf_prob", "inputnode.csf_prob"),
                                ("outputnode.brain_mask", "inputnode.brain_mask"),
                                ("outputnode.atlas_labels", "inputnode.atlas_labels"),
-                               ("outputnode.lesion_labels", "inputnode.lesion_labels"),
-                               ("outputnode.mask_files", "inputnode.mask_files"),
-                               ("outputnode.region_names", "inputnode.region_names")]),
+                               ("outputnode.lesion_labels", "inputnode.lesion_labels")]),
+            (regions_wf, pvc_wf, [("outputnode.mask_files", "inputnode.mask_files"),
+                                  ("outputnode.region_names", "inputnode.region_names")]),
         ])
         producers["pvc"] = pvc_wf
         if settings.pvc == "rbv":
