@@ -7,12 +7,13 @@ again twice, on the node's own inputs:
 - ``truth``: the phantom's true CSF/GM/WM fractions on the T1w grid (derivatives/phantom-truth),
 
 and prints the GTM cerebellar-GM (reference) TAC error against the phantom's tissue TAC in the frames starting at
-or after 2 min: largest |error|, mean and range. The difference between the two rows is what the fractions cost;
+or after 2 min: largest |error|, mean and range; for a ``--ref-region svca`` run also that of the corrected SVCA
+reference (column ``svca``), against the same tissue TAC. The difference between the two rows is what the fractions cost;
 what remains with the true fractions is registration, motion, noise and the compartment model.
 
 Usage::
 
-    tspo-bids data/test_bids OUT participant -w WORK --pvc gtm --pvc-psf 5
+    tspo-bids data/test_bids OUT participant -w WORK --pvc gtm --pvc-psf 5 [--ref-region svca]
     python benchmarks/gtm_reference_fractions.py WORK [BIDS_DIR (default data/test_bids)]
 """
 
@@ -72,10 +73,13 @@ def main() -> None:
                 cwd.mkdir()
                 result = PartialVolumeCorrect(**{**inputs, **fractions}).run(cwd=str(cwd))
                 tacs = pd.read_csv(result.outputs.tacs_file, sep="\t")
-                error = tacs["cerebellumgm"].to_numpy(float)[late] / truth["cerebellumgm"].to_numpy(float)[late] - 1
                 label = f"sub-{subject}" + (f"_ses-{session}" if session else "")
-                print(f"{label:24s} {name:9s} {np.abs(error).max():6.3f} {error.mean():+7.3f} "
-                      f"[{error.min():+.3f}, {error.max():+.3f}]", flush=True)
+                for column in ("cerebellumgm", "svca"):
+                    if column not in tacs:
+                        continue
+                    error = tacs[column].to_numpy(float)[late] / truth["cerebellumgm"].to_numpy(float)[late] - 1
+                    print(f"{label:24s} {name:9s} {column:12s} {np.abs(error).max():6.3f} {error.mean():+7.3f} "
+                          f"[{error.min():+.3f}, {error.max():+.3f}]", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,13 @@ Usage: /work/venv/bin/python benchmarks/validate_svca.py [--seeds 5 11 12] [--no
 
 ``--test-bids OUT_SVCA [--work WORK]`` instead reports the pipeline's SVCA reference on data/test_bids
 (``OUT_SVCA``: the output of ``participant --ref-region svca``, as tests/e2e/test_svca_e2e.py makes it): per
-session the voxels, purity and TAC errors after 2 min against the phantom truth; the largest error of the
+session the voxels, purity and TAC errors after 2 min against the phantom truth (``pvcmax``: the largest error
+of the GTM-corrected reference TAC when ``OUT_SVCA`` was made with ``--pvc``, else n/a); the largest error of the
 perfect pipeline's own reference TAC (``perfect``: true reference mask, true transform, noise-free PET with the
 5 mm PSF); the true CSF/WM content of the SVCA voxels and of that true reference mask; with the participant work
 directory ``WORK`` also the oracle selection (true cerebellar GM p > 0.9, eroded 0-2 voxels, on the
 pipeline's PET in T1w space), i.e. the best any voxel selection can do without partial-volume correction.
+``--bids DIR`` reports on another phantom made by ``tspo-bids-simulate`` (its ``derivatives/phantom-truth``).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def spatial_case(seed: int, cov: float):
             for name in SOLVERS}
 
 
-def test_bids_report(out_svca: Path, work: Path | None) -> None:
+def test_bids_report(out_svca: Path, work: Path | None, bids_dir: Path | None = None) -> None:
     """Per-session figures of the pipeline's SVCA reference on data/test_bids (see the module docstring)."""
     import nibabel as nib
     import pandas as pd
@@ -127,9 +129,9 @@ def test_bids_report(out_svca: Path, work: Path | None) -> None:
 
     from tspo_bids.anat.template import atlas_group_mask
 
-    print(f"{'session':22s} {'voxels':>7s} {'purity':>7s} {'maxerr':>7s} {'mean':>7s} {'perfect':>8s} "
+    print(f"{'session':22s} {'voxels':>7s} {'purity':>7s} {'maxerr':>7s} {'mean':>7s} {'pvcmax':>7s} {'perfect':>8s} "
           f"{'CSF/WM svca':>12s} {'CSF/WM ref':>11s}   oracle mean error (erosion 0/1/2)")
-    for truth_file in truth_sessions():
+    for truth_file in truth_sessions(*([bids_dir] if bids_dir is not None else [])):
         prefix = session_prefix(truth_file)
         figures = e2e.reference_figures(out_svca, truth_file)
         line = (f"{prefix:22s} {figures['n_voxels']:7d} {figures['purity']:7.3f} {figures['max_tac_error']:7.3f} "
@@ -146,7 +148,10 @@ def test_bids_report(out_svca: Path, work: Path | None) -> None:
         true_ref = np.asarray(nib.load(one(truth_file.parent, "*_label-cerebellumgm_mask.nii.gz")).dataobj) > 0
         true_csf, true_wm = (np.asarray(nib.load(one(truth_file.parent, f"*_label-{label}_probseg.nii.gz")).dataobj)
                              for label in ("CSF", "WM"))
-        line += f" {np.abs(perfect_error).max():8.3f}" + "".join(
+        pvc_files = list(out_svca.glob(f"sub-*/**/pet/{prefix}_*pvc-GTM_seg-tspo_desc-preproc_tacs.tsv"))
+        pvc_error = (f"{np.abs(e2e.reference_tac_error(out_svca, truth_file, pvc=True)).max():7.3f}" if pvc_files
+                     else f"{'n/a':>7s}")
+        line += f" {pvc_error} {np.abs(perfect_error).max():8.3f}" + "".join(
             f" {true_csf[mask].mean():6.3f}/{true_wm[mask].mean():.3f}" for mask in (svca_mask, true_ref))
         if work is not None:
             folder = prefix.replace("-", "_") + "_trc_PK11195_wf"
@@ -169,12 +174,14 @@ def main() -> None:
     parser.add_argument("--test-bids", type=Path, metavar="OUT_SVCA",
                         help="report the pipeline's SVCA reference on data/test_bids instead of simulating")
     parser.add_argument("--work", type=Path, help="with --test-bids: the participant work directory (oracle)")
+    parser.add_argument("--bids", type=Path, help="with --test-bids: another phantom dataset made by tspo-bids-simulate "
+                        "(default data/test_bids)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[5, 11, 12])
     parser.add_argument("--covs", type=float, nargs="+", default=[0.10, 0.20, 0.30])
     parser.add_argument("--no-spatial", action="store_true")
     args = parser.parse_args()
     if args.test_bids is not None:
-        test_bids_report(args.test_bids, args.work)
+        test_bids_report(args.test_bids, args.work, args.bids)
         return
     cases = {"mixture": mixture_case} if args.no_spatial else {"mixture": mixture_case, "spatial": spatial_case}
     print(f"{'brain':8s} {'cov':>5s} {'seed':>5s} {'solver':10s} {'voxels':>7s} {'purity':>7s} {'TACerr':>7s}  pass")

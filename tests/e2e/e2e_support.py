@@ -8,6 +8,7 @@ comparisons reuse it, else in a temporary folder), with :data:`PARTICIPANT_OPTIO
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,6 @@ from tspo_bids.bids.names import parse_entities
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_BIDS = REPO / "data" / "test_bids"
-TRUTH = TEST_BIDS / "derivatives" / "phantom-truth"
 
 #: The participant command, run once and again by the resume test (same command line, so the
 #: sidecars' CommandLine is the same; -v makes Nipype log "Executing"/"Cached").
@@ -40,11 +40,18 @@ def shared_runs():
     return sys.modules[name]
 
 
-def truth_sessions() -> list[Path]:
-    """The phantom's truth kinpar tables, one per participant/session."""
-    found = sorted(TRUTH.glob("sub-*/**/*_desc-truth_kinpar.tsv"))
-    assert found, f"no phantom truth under {TRUTH}"
+def truth_sessions(bids_dir: Path = TEST_BIDS) -> list[Path]:
+    """The phantom's truth kinpar tables, one per participant/session (of data/test_bids by default)."""
+    truth = bids_dir / "derivatives" / "phantom-truth"
+    found = sorted(truth.glob("sub-*/**/*_desc-truth_kinpar.tsv"))
+    assert found, f"no phantom truth under {truth}"
     return found
+
+
+def phantom_psf_mm() -> str:
+    """The PET PSF FWHM (mm) the phantom simulated, as a ``--pvc-psf`` argument."""
+    sidecar = truth_sessions()[0].with_suffix(".json")
+    return f"{json.loads(sidecar.read_text())['PSF_FWHM_mm']:g}"
 
 
 def session_prefix(path: Path) -> str:

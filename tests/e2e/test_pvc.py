@@ -17,6 +17,7 @@ import pytest
 
 from e2e_support import PARTICIPANT_OPTIONS, TEST_BIDS, phenotype_agreement
 from e2e_support import one as _one
+from e2e_support import phantom_psf_mm as _phantom_psf_mm
 from e2e_support import run_cli as _run_cli
 from e2e_support import session_prefix as _prefix
 from e2e_support import truth_sessions as _truth_sessions
@@ -29,11 +30,6 @@ PHENOTYPE_ACCURACY = 0.90
 LARGE_LESION_MM3 = 500.0
 RBV_TOLERANCE = 0.03
 CHECKED_REGIONS = ("cortexgm", "wm", "nawm", "thalamus")
-
-
-def _phantom_psf_mm() -> str:
-    sidecar = _truth_sessions()[0].with_suffix(".json")
-    return f"{json.loads(sidecar.read_text())['PSF_FWHM_mm']:g}"
 
 
 @pytest.fixture(scope="session")
