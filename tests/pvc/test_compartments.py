@@ -182,6 +182,29 @@ def test_cerebellar_wm_and_vermis_gm_are_lumped_when_one_dominates_no_voxel():
     np.testing.assert_allclose(compartment_gtm(measured, comp, brain, _blur).activities, activity, rtol=1e-5)
 
 
+def test_wm_zone_dominating_no_voxel_is_corrected_as_nawm():
+    """A perilesional shell lying in the cortex's GM (its WM fraction the main tissue nowhere, as the rim of a
+    juxtacortical lesion) has no GTM observation region: its WM joins nawm instead of stopping the correction,
+    and the GTM still recovers every compartment exactly (the zone's WM has NAWM's activity here)."""
+    from tspo_bids.pvc.compartments import compartment_gtm
+
+    gm, wm, csf, brain, atlas, _ = _head()
+    z, y, x = np.indices(SHAPE) - 19.5
+    radius = np.sqrt(x**2 + y**2 + z**2)
+    shell = (radius > 12.55) & (radius < 13.0) & (x > 6) & ~atlas.cerebellum  # cerebral WM edge: GM dominates
+    assert wm[shell].sum() > 0 and np.all(wm[shell] < gm[shell])
+    lesion = (np.abs(x - 7) < 2) & (np.abs(y) < 2) & (np.abs(z) < 2)
+    comp = tissue_compartments(gm, wm, csf, brain, atlas, {"lesion": lesion, "perilesion36": shell})
+    assert "perilesion36" not in comp.names and {"lesion", "nawm"} <= set(comp.names)
+    np.testing.assert_allclose(sum(comp.fractions)[brain], 1.0, atol=1e-6)
+    nawm = comp.fractions[comp.names.index("nawm")]
+    np.testing.assert_allclose(nawm[shell], wm[shell], atol=1e-6)
+    activity = np.linspace(1.0, 3.0, len(comp.names))[:, None] * np.ones((1, 2))
+    truth = np.tensordot(np.stack(comp.fractions), activity, axes=(0, 0))
+    measured = np.stack([_blur(truth[..., t]) for t in range(2)], axis=-1)
+    np.testing.assert_allclose(compartment_gtm(measured, comp, brain, _blur).activities, activity, rtol=1e-5)
+
+
 def test_reference_is_exact_when_vermis_gm_and_cerebellar_wm_follow_other_tissues():
     """The brain as the phantom (and biology) makes it: cerebellar WM has WM kinetics, vermis GM
     cortical-GM kinetics. Truth is built from tissue fractions, not from the compartments, so a

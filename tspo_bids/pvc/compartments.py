@@ -325,7 +325,31 @@ def tissue_compartments(
     kept = {name: m if isinstance(m, BoxedMap) else boxed_map(m.astype(np.float32, copy=False))
             for name, m in maps.items()}
     kept = {name: m for name, m in kept.items() if float(m.values.sum()) > 0}
-    return _merge_cerebellar_without_voxels(Compartments(tuple(kept), tuple(kept.values())), brain)
+    compartments = _merge_wm_zones_without_voxels(Compartments(tuple(kept), tuple(kept.values())), brain)
+    return _merge_cerebellar_without_voxels(compartments, brain)
+
+
+def _merge_wm_zones_without_voxels(compartments: Compartments, brain: NDArray[np.bool_]) -> Compartments:
+    """Return to ``nawm`` the WM of every lesion core or rim and MS zone (lesion, perilesional shells) that
+    dominates no voxel (a juxtacortical lesion whose rim is mostly cortex, a zone cut by the brain mask): the
+    GTM needs an observation region for every compartment, and such a zone's WM cannot be told apart from the
+    WM around it. Logged, one line per zone."""
+    names = list(compartments.names)
+    if "nawm" not in names:
+        return compartments
+    counts = np.bincount(compartments.dominant_labels(brain).ravel(), minlength=len(names) + 1)[1:]
+    unobserved = [name for name, count in zip(names, counts)
+                  if count == 0 and parent_compartment(name) in WM_COMPARTMENTS and name != "nawm"]
+    if not unobserved:
+        return compartments
+    maps = dict(zip(names, compartments.boxed))
+    nawm = maps["nawm"].full().copy()
+    for name in unobserved:
+        LOGGER.info("%s is the main tissue of no voxel: its WM is corrected as normal-appearing WM", name)
+        moved = maps.pop(name)
+        nawm[moved.box] += moved.values
+    maps["nawm"] = boxed_map(nawm)
+    return Compartments(tuple(maps), tuple(maps.values()))
 
 
 def _merge_cerebellar_without_voxels(compartments: Compartments, brain: NDArray[np.bool_]) -> Compartments:
